@@ -1,0 +1,41 @@
+"""Writing the access log. A failure to write propagates: the request fails with it."""
+from __future__ import annotations
+
+from flask import has_request_context, request
+
+from lms import clock
+from lms.audit.models import AccessLog
+from lms.db import db
+from lms.net import client_ip, device_id
+
+# Events of the access log (REC-1).
+EVENTS = (
+    "login_password_ok", "login_failed", "login_rate_limited", "login_locked",
+    "otp_failed", "otp_enrolled", "login", "logout", "session_replaced",
+    "session_expired", "request", "admin_action",
+)
+
+
+def log_access(event: str, *, user=None, username: str | None = None, session_id: int | None = None,
+               detail: str | None = None, commit: bool = True) -> AccessLog:
+    """Append one access-log row. With ``commit`` the row is durable when this returns;
+    any database error is raised to the caller (never swallowed)."""
+    entry = AccessLog(
+        at=clock.now(),
+        user_id=getattr(user, "id", None),
+        username=(getattr(user, "username", None) or username),
+        role=getattr(user, "role", None),
+        session_id=session_id,
+        event=event,
+        detail=(detail[:512] if detail else None),
+    )
+    if has_request_context():
+        entry.ip = client_ip()
+        entry.device = device_id()
+        entry.user_agent = (request.user_agent.string or "")[:512] or None
+        entry.method = request.method
+        entry.path = request.path[:512]
+    db.session.add(entry)
+    if commit:
+        db.session.commit()
+    return entry

@@ -1,0 +1,335 @@
+"""Login, sessions and users: the transactions. Rules live in ``lms.auth.rules``."""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import or_, select, update
+
+from lms import clock
+from lms.audit.service import log_access
+from lms.auth import rules
+from lms.auth.models import ROLES, Institution, LoginTicket, User, UserSession
+from lms.db import db
+from lms.errors import ApiError
+from lms.extensions import redis_client, rkey
+from lms.net import client_ip, device_id
+
+_hasher = PasswordHasher()
+# A hash to verify against when the username is unknown, so timing does not tell.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-0")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --- rate limiting (Redis: losing it only forgets recent failures) -----------------
+
+def _fail_keys(username: str, ip: str | None) -> tuple[str, str]:
+    return rkey(f"loginfail:user:{username.lower()}"), rkey(f"loginfail:ip:{ip or '-'}")
+
+
+def rate_limit_retry_after(username: str, ip: str | None) -> int | None:
+    """Seconds to wait when this username or IP has used up its failures, else None."""
+    cfg = current_app.config
+    r = redis_client()
+    ukey, ikey = _fail_keys(username, ip)
+    ucount, icount = r.mget(ukey, ikey)
+    window = cfg["LOGIN_FAILURE_WINDOW_SECONDS"]
+    if ucount is not None and int(ucount) >= cfg["LOGIN_MAX_FAILURES_PER_USER"]:
+        return rules.retry_after_seconds(r.ttl(ukey), window)
+    if icount is not None and int(icount) >= cfg["LOGIN_MAX_FAILURES_PER_IP"]:
+        return rules.retry_after_seconds(r.ttl(ikey), window)
+    return None
+
+
+def record_failure(username: str, ip: str | None) -> None:
+    window = current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"]
+    pipe = redis_client().pipeline()
+    for key in _fail_keys(username, ip):
+        pipe.incr(key)
+        pipe.expire(key, window, nx=True)
+    pipe.execute()
+
+
+def clear_failures(username: str) -> None:
+    redis_client().delete(_fail_keys(username, None)[0])
+
+
+def throttled_usernames() -> dict[str, int]:
+    """username → seconds left, for accounts currently locked out by failures."""
+    r = redis_client()
+    limit = current_app.config["LOGIN_MAX_FAILURES_PER_USER"]
+    prefix = rkey("loginfail:user:")
+    out = {}
+    for key in r.scan_iter(match=prefix + "*", count=500):
+        count = r.get(key)
+        if count is not None and int(count) >= limit:
+            out[key.decode()[len(prefix):]] = max(1, r.ttl(key))
+    return out
+
+
+def _too_many(retry: int) -> ApiError:
+    return ApiError(429, "too_many_attempts", "too many failed attempts; try again later",
+                    headers={"Retry-After": str(retry)}, extra={"retry_after": retry})
+
+
+# --- the login flow ----------------------------------------------------------------
+
+def begin_login(username: str, password: str) -> tuple[User, str]:
+    """Check the password. Returns the user and a fresh login ticket for the OTP step."""
+    ip = client_ip()
+    retry = rate_limit_retry_after(username, ip)
+    if retry is not None:
+        log_access("login_rate_limited", username=username[:64])
+        raise _too_many(retry)
+    user = db.session.scalar(select(User).where(User.username == username))
+    if not verify_password(user, password):
+        record_failure(username, ip)
+        log_access("login_failed", user=user, username=username[:64], detail="bad password")
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    now = clock.now()
+    if user.locked:
+        log_access("login_locked", user=user)
+        raise ApiError(403, "account_locked", "this account is locked; ask an administrator")
+    if user.expires_at is not None and user.expires_at <= now:
+        log_access("login_locked", user=user, detail="account expired")
+        raise ApiError(403, "account_expired", "this account has expired")
+    token = secrets.token_urlsafe(32)
+    db.session.add(LoginTicket(
+        token_hash=hash_token(token), user_id=user.id, created_at=now,
+        expires_at=now + timedelta(seconds=current_app.config["LOGIN_TICKET_SECONDS"]), ip=ip,
+    ))
+    log_access("login_password_ok", user=user, commit=False)
+    db.session.commit()
+    return user, token
+
+
+def ticket_user(ticket: str) -> tuple[LoginTicket, User]:
+    """The unused, unexpired ticket and its user, or 401 ``invalid_ticket``."""
+    row = db.session.scalar(select(LoginTicket).where(LoginTicket.token_hash == hash_token(ticket or "")))
+    now = clock.now()
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise ApiError(401, "invalid_ticket", "the login ticket is unknown, used or expired; log in again")
+    return row, db.session.get(User, row.user_id)
+
+
+def complete_login(ticket: str, code: str, *, kind: str) -> tuple[User, str]:
+    """Check the TOTP code for a ticket; on success end every other session of the user
+    (EXM-9) and open a new one. Returns the user and the new session token."""
+    row, user = ticket_user(ticket)
+    ip = client_ip()
+    retry = rate_limit_retry_after(user.username, ip)
+    if retry is not None:
+        log_access("login_rate_limited", user=user)
+        raise _too_many(retry)
+    if user.locked:
+        raise ApiError(403, "account_locked", "this account is locked; ask an administrator")
+    now = clock.now()
+    if not consume_otp(user, code, now):
+        record_failure(user.username, ip)
+        log_access("otp_failed", user=user)
+        raise ApiError(401, "invalid_otp", "the one-time code is wrong or already used")
+    # Single use of the ticket, race-free: only one request can flip used_at.
+    used = db.session.execute(
+        update(LoginTicket).where(LoginTicket.id == row.id, LoginTicket.used_at.is_(None))
+        .values(used_at=now)
+    ).rowcount
+    if used != 1:
+        db.session.rollback()
+        raise ApiError(401, "invalid_ticket", "the login ticket is unknown, used or expired; log in again")
+    if not user.otp_confirmed:
+        user.otp_confirmed = True
+        log_access("otp_enrolled", user=user, commit=False)
+    token = open_session(user, kind=kind, now=now)
+    clear_failures(user.username)
+    return user, token
+
+
+def consume_otp(user: User, code: str, now) -> bool:
+    """Accept ``code`` once: the matched step is recorded with a conditional update, so
+    a replayed code (or two requests racing with one code) fails."""
+    step = rules.match_otp_step(user.otp_secret, code, now, user.otp_last_step)
+    if step is None:
+        return False
+    changed = db.session.execute(
+        update(User).where(User.id == user.id)
+        .where(or_(User.otp_last_step.is_(None), User.otp_last_step < step))
+        .values(otp_last_step=step)
+    ).rowcount
+    if changed != 1:
+        return False
+    user.otp_last_step = step
+    return True
+
+
+def open_session(user: User, *, kind: str, now) -> str:
+    """End every open session of ``user`` (reason ``replaced``) and open a new one."""
+    replaced = db.session.scalars(
+        select(UserSession.id).where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+    ).all()
+    if replaced:
+        db.session.execute(
+            update(UserSession).where(UserSession.id.in_(replaced), UserSession.ended_at.is_(None))
+            .values(ended_at=now, end_reason="replaced")
+        )
+        for sid in replaced:
+            log_access("session_replaced", user=user, session_id=sid, commit=False)
+    token = secrets.token_urlsafe(32)
+    sess = UserSession(
+        token_hash=hash_token(token), user_id=user.id, kind=kind, created_at=now, last_seen_at=now,
+        ip=client_ip(), device=device_id(),
+        user_agent=None,
+    )
+    from flask import request
+
+    sess.user_agent = (request.user_agent.string or "")[:512] or None
+    db.session.add(sess)
+    user.last_login_at = now
+    db.session.flush()
+    log_access("login", user=user, session_id=sess.id, commit=False)
+    db.session.commit()
+    return token
+
+
+@dataclass
+class SessionCheck:
+    session: UserSession | None
+    user: User | None
+    problem: str | None  # None | "session_replaced" | "session_expired" | "unauthorized"
+
+
+def check_session(token: str | None) -> SessionCheck:
+    """Resolve a session token to its user, expiring it when idle."""
+    if not token:
+        return SessionCheck(None, None, "unauthorized")
+    sess = db.session.scalar(select(UserSession).where(UserSession.token_hash == hash_token(token)))
+    if sess is None:
+        return SessionCheck(None, None, "unauthorized")
+    user = db.session.get(User, sess.user_id)
+    if sess.ended_at is not None:
+        reason = {"replaced": "session_replaced"}.get(sess.end_reason, "session_expired")
+        return SessionCheck(sess, user, reason)
+    now = clock.now()
+    idle = timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
+    locked = user.locked or (user.expires_at is not None and user.expires_at <= now)
+    if locked or rules.session_idle_expired(sess.last_seen_at, now, idle):
+        reason = "locked" if locked else "expired"
+        db.session.execute(update(UserSession).where(UserSession.id == sess.id, UserSession.ended_at.is_(None))
+                           .values(ended_at=now, end_reason=reason))
+        log_access("session_expired", user=user, session_id=sess.id, detail=reason, commit=False)
+        db.session.commit()
+        return SessionCheck(sess, user, "session_expired")
+    if (now - sess.last_seen_at).total_seconds() >= current_app.config["SESSION_TOUCH_SECONDS"]:
+        db.session.execute(update(UserSession).where(UserSession.id == sess.id).values(last_seen_at=now))
+    return SessionCheck(sess, user, None)
+
+
+def end_session(sess: UserSession, user: User, reason: str = "logout") -> None:
+    db.session.execute(update(UserSession).where(UserSession.id == sess.id, UserSession.ended_at.is_(None))
+                       .values(ended_at=clock.now(), end_reason=reason))
+    log_access("logout", user=user, session_id=sess.id, commit=False)
+    db.session.commit()
+
+
+def expire_idle_sessions() -> int:
+    """End every session idle longer than the configured limit. Returns how many."""
+    now = clock.now()
+    cutoff = now - timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
+    stale = db.session.execute(
+        select(UserSession.id, UserSession.user_id).where(
+            UserSession.ended_at.is_(None), UserSession.last_seen_at <= cutoff)
+    ).all()
+    if not stale:
+        return 0
+    db.session.execute(update(UserSession).where(UserSession.id.in_([s.id for s in stale]),
+                                                 UserSession.ended_at.is_(None))
+                       .values(ended_at=now, end_reason="expired"))
+    from lms.audit.models import AccessLog
+
+    db.session.add_all([AccessLog(at=now, user_id=s.user_id, session_id=s.id, event="session_expired",
+                                  detail="idle (periodic job)") for s in stale])
+    db.session.commit()
+    return len(stale)
+
+
+# --- users -------------------------------------------------------------------------
+
+_USERNAME_RE = re.compile(rules.USERNAME_PATTERN)
+
+
+def default_institution() -> Institution:
+    inst = db.session.scalar(select(Institution).order_by(Institution.id).limit(1))
+    if inst is None:
+        inst = Institution(code="default", name="기본 교육훈련기관", created_at=clock.now())
+        db.session.add(inst)
+        db.session.flush()
+    return inst
+
+
+def create_user(*, username: str, password: str, role: str, name: str | None = None,
+                disability: bool = False, institution_id: int | None = None, phone=None,
+                email=None, birth_date=None, expires_at=None) -> User:
+    if role not in ROLES:
+        raise ApiError(400, "invalid_request", f"role must be one of {', '.join(ROLES)}")
+    if not _USERNAME_RE.match(username or ""):
+        raise ApiError(400, "invalid_request", "username: 3–64 letters, digits or . _ @ -")
+    problems = rules.password_problems(password, username)
+    if problems:
+        raise ApiError(400, "invalid_request", "; ".join(problems))
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ApiError(409, "username_taken", "that username is already in use")
+    inst_id = institution_id or default_institution().id
+    user = User(
+        institution_id=inst_id, username=username, password_hash=hash_password(password), role=role,
+        name=name, disability=bool(disability), otp_secret=pyotp.random_base32(), otp_confirmed=False,
+        phone=phone, email=email, birth_date=birth_date, expires_at=expires_at, created_at=clock.now(),
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def set_locked(user: User, locked: bool, reason: str | None = None) -> None:
+    now = clock.now()
+    user.locked = locked
+    user.locked_reason = reason if locked else None
+    user.locked_at = now if locked else None
+    if locked:
+        db.session.execute(update(UserSession).where(UserSession.user_id == user.id,
+                                                     UserSession.ended_at.is_(None))
+                           .values(ended_at=now, end_reason="locked"))
+    else:
+        clear_failures(user.username)
+
+
+def reset_authenticator(user: User) -> str:
+    """New TOTP secret; the user must enrol it again (QR code) at next login."""
+    user.otp_secret = pyotp.random_base32()
+    user.otp_confirmed = False
+    user.otp_last_step = None
+    return user.otp_secret
+
+
+def provisioning_uri(user: User) -> str:
+    return pyotp.TOTP(user.otp_secret).provisioning_uri(
+        name=user.username, issuer_name=current_app.config["OTP_ISSUER"])

@@ -1,0 +1,57 @@
+"""Courses (학습과정), classes/sections (분반) and staff assignments."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms.db import UTCDateTime, db
+
+
+class Course(db.Model):
+    __tablename__ = "course"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    credits: Mapped[int] = mapped_column(Integer)
+    starts_on: Mapped[date] = mapped_column(Date)  # KST calendar date of week 1
+    weeks: Mapped[int] = mapped_column(Integer)  # CRS-1: at least 15
+    capacity: Mapped[int] = mapped_column(Integer)  # CRS-7: ≤ 800 and ≤ accreditation
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft|published|cancelled
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    sections = relationship("Section", back_populates="course", order_by="Section.id")
+
+    __table_args__ = (UniqueConstraint("institution_id", "code", name="uq_course_institution_code"),)
+
+
+class Section(db.Model):
+    """A class (분반) of a course: at most 200 learners (CRS-7)."""
+
+    __tablename__ = "course_section"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    capacity: Mapped[int] = mapped_column(Integer, default=200)
+
+    course = relationship("Course", back_populates="sections")
+
+
+class StaffAssignment(db.Model):
+    """An instructor (running the class) or TA assigned to a course, optionally to one section."""
+
+    __tablename__ = "staff_assignment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    section_id: Mapped[int | None] = mapped_column(ForeignKey("course_section.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # instructor | ta
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("course_id", "user_id", "role", name="uq_staff_course_user_role"),)

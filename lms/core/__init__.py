@@ -1,0 +1,1 @@
+"""Health, the testing clock, the home page and shared templates."""

@@ -1,0 +1,77 @@
+"""The SQLAlchemy handle and column types shared by every package's models."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, LargeBinary, MetaData, String, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC as a naive timestamp on every database; returns aware UTC datetimes.
+
+    Naive datetimes are refused on the way in: every time in this system is aware.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite raw text (e.g. from a core query)
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc)
+
+
+class EncryptedText(TypeDecorator):
+    """Personal data encrypted at rest with Fernet (AES-128-CBC + HMAC) — REC-4.
+
+    The key comes from ``LMS_DATA_KEY`` (see ``lms.crypto``). Values are str in Python
+    and opaque tokens in the database, so they cannot be searched; keep a separate
+    searchable column (e.g. a username) where lookups are needed.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        from lms.crypto import encrypt
+
+        return encrypt(str(value))
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        from lms.crypto import decrypt
+
+        return decrypt(bytes(value))
+
+
+def short_string(length: int = 255) -> String:
+    return String(length)

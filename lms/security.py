@@ -1,0 +1,164 @@
+"""Per-request authentication, CSRF, access logging and security headers.
+
+Every request resolves its server-side session (Bearer token for the API, the signed
+session cookie for pages) before the view runs. An authenticated request is written to
+the access log (REC-1) *before* the view runs and committed, so a request whose log
+cannot be written fails instead of acting unlogged.
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Flask, flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from lms.audit.service import log_access
+from lms.auth.service import SessionCheck, check_session
+from lms.errors import ApiError
+from lms.extensions import csrf, login_manager
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Endpoints whose requests are never written to the access log.
+_UNLOGGED_ENDPOINTS = {"static"}
+
+_PROBLEM_MESSAGES = {
+    "session_replaced": "this session was ended by a login elsewhere (one ID, one session)",
+    "session_expired": "the session has expired; log in again",
+    "unauthorized": "authentication required",
+}
+
+
+def no_access_log(view):
+    """Mark a view whose requests the access log leaves to another evidence store
+    (lesson heartbeats: the viewing log records those)."""
+    view._lms_no_access_log = True
+    return view
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def authenticate() -> None:
+    token = _bearer_token()
+    g.auth_kind = "api" if token else None
+    if token is None and "sid" in session:
+        token = session.get("sid")
+        g.auth_kind = "web"
+    if token is None:
+        g.auth = SessionCheck(None, None, "unauthorized")
+        return
+    g.auth = check_session(token)
+    if g.auth.problem and g.auth_kind == "web":
+        session.pop("sid", None)
+        g.web_session_problem = g.auth.problem
+
+
+def _view_unlogged() -> bool:
+    from flask import current_app
+
+    if request.endpoint in _UNLOGGED_ENDPOINTS:
+        return True
+    view = current_app.view_functions.get(request.endpoint)
+    return bool(view and getattr(view, "_lms_no_access_log", False))
+
+
+def current_auth() -> SessionCheck:
+    return g.get("auth") or SessionCheck(None, None, "unauthorized")
+
+
+def require_auth_api():
+    """401 with API.md's codes unless the request has a live session."""
+    auth = current_auth()
+    if auth.problem or auth.user is None:
+        code = auth.problem or "unauthorized"
+        raise ApiError(401, code, _PROBLEM_MESSAGES.get(code, "authentication required"),
+                       headers={"WWW-Authenticate": "Bearer"})
+    return auth.user
+
+
+def roles_required(*roles: str):
+    """API view decorator: live session and one of ``roles`` (any role when empty)."""
+
+    def deco(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            user = require_auth_api()
+            if roles and user.role not in roles:
+                raise ApiError(403, "forbidden", "not allowed for this role")
+            return view(*args, **kwargs)
+
+        spec = wrapper.__dict__.setdefault("_spec", {})
+        spec.setdefault("security", "BearerAuth")
+        return wrapper
+
+    return deco
+
+
+def page_roles_required(*roles: str):
+    """HTML view decorator: redirect to the login page (with a notice) when there is no
+    live session; 403 page for a wrong role."""
+
+    def deco(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            auth = current_auth()
+            if auth.problem or auth.user is None:
+                problem = g.get("web_session_problem")
+                if problem == "session_replaced":
+                    flash(_("이 계정으로 다른 곳에서 로그인하여 현재 세션이 종료되었습니다."), "warning")
+                elif problem == "session_expired":
+                    flash(_("세션이 만료되었습니다. 다시 로그인하세요."), "warning")
+                return redirect(url_for("auth_pages.login", next=request.full_path))
+            if roles and auth.user.role not in roles:
+                raise ApiError(403, "forbidden", _("이 역할로는 접근할 수 없습니다."))
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+def init_security(app: Flask) -> None:
+    login_manager.session_protection = None
+
+    @login_manager.request_loader
+    def _load(_request):
+        auth = g.get("auth")
+        return auth.user if auth and not auth.problem else None
+
+    @app.before_request
+    def _before():
+        authenticate()
+        if request.method not in SAFE_METHODS and not (_is_api() and g.auth_kind == "api"):
+            # HTML forms and cookie-authenticated API calls (the player's JS) need CSRF.
+            if not (_is_api() and g.auth_kind is None):
+                csrf.protect()
+        auth = g.auth
+        if auth.user is not None and auth.problem is None and not _view_unlogged():
+            log_access("request", user=auth.user, session_id=auth.session.id)
+
+    @app.after_request
+    def _headers(resp):
+        h = resp.headers
+        h.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+        )
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Referrer-Policy", "same-origin")
+        if app.config.get("HSTS"):
+            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if current_user and getattr(current_user, "is_authenticated", False):
+            h.setdefault("Cache-Control", "no-store")
+        return resp

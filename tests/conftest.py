@@ -1,0 +1,231 @@
+"""Test fixtures. The suite runs against a real database and a real Redis.
+
+``LMS_TEST_DB=sqlite`` (default) or ``LMS_TEST_DB=postgresql`` picks the database; each run
+creates its own (a temp SQLite file or a fresh PostgreSQL database) and migrates it with
+Alembic, so parallel runs never meet. Redis keys get a per-run prefix.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from datetime import timedelta
+
+import pyotp
+import pytest
+from sqlalchemy import text
+
+RUN_ID = uuid.uuid4().hex[:10]
+TEST_DB = os.environ.get("LMS_TEST_DB", "sqlite")
+PG_ADMIN_URL = os.environ.get("LMS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _create_pg_database() -> tuple[str, str]:
+    import psycopg
+
+    name = f"lms_test_{RUN_ID}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return name, f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _drop_pg_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    if TEST_DB == "postgresql":
+        name, url = _create_pg_database()
+        yield url
+        _drop_pg_database(name)
+    elif TEST_DB == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "lms.sqlite3"
+        yield f"sqlite:///{path}"
+    else:
+        raise RuntimeError(f"LMS_TEST_DB must be sqlite or postgresql, not {TEST_DB!r}")
+
+
+@pytest.fixture(scope="session")
+def test_env(database_url, tmp_path_factory):
+    """Environment of this test run; also given to subprocesses (servers, workers)."""
+    env = {
+        "LMS_ENV": "testing",
+        "LMS_DATABASE_URL": database_url,
+        "LMS_REDIS_URL": os.environ.get("LMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "LMS_REDIS_PREFIX": f"lmstest-{RUN_ID}",
+        "LMS_RQ_QUEUE": f"lmstest-{RUN_ID}",
+        "LMS_MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
+    }
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def app(test_env):
+    from flask_migrate import upgrade
+
+    from lms import create_app
+
+    app = create_app("testing")
+    with app.app_context():
+        upgrade()
+    yield app
+
+
+@pytest.fixture(autouse=True)
+def _clean(request):
+    """After each test: empty every table and this run's Redis keys."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        from lms.db import db
+        from lms.extensions import redis_client
+
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            else:
+                for t in tables:
+                    conn.execute(text(f'DELETE FROM "{t}"'))
+        r = redis_client()
+        keys = list(r.scan_iter(match=f"{app.config['REDIS_PREFIX']}:*", count=1000))
+        keys += list(r.scan_iter(match=f"rq:*{app.config['RQ_QUEUE']}*", count=1000))
+        if keys:
+            r.delete(*keys)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+# --- helpers -------------------------------------------------------------------------
+
+class Users:
+    """Create users and log them in through the real API flow."""
+
+    def __init__(self, app):
+        self.app = app
+        self.secrets: dict[str, str] = {}
+        self.passwords: dict[str, str] = {}
+
+    def create(self, username: str, role: str = "learner", *, password: str = "correct-horse-9",
+               name: str = "홍길동", disability: bool = False, institution_id: int | None = None):
+        from lms.auth import service
+        from lms.db import db
+
+        with self.app.app_context():
+            user = service.create_user(username=username, password=password, role=role, name=name,
+                                       disability=disability, institution_id=institution_id)
+            db.session.commit()
+            self.secrets[username] = user.otp_secret
+            self.passwords[username] = password
+            return user.id
+
+    def code(self, username: str) -> str:
+        """A TOTP code of a step this user has not used yet (advancing the testing clock
+        by one step when the window has no unused step left)."""
+        from lms import clock
+        from lms.auth.models import User
+        from lms.auth.rules import OTP_STEP_SECONDS, otp_step
+        from lms.db import db
+        from sqlalchemy import select
+
+        with self.app.app_context():
+            last = db.session.scalar(select(User.otp_last_step).where(User.username == username))
+            now = clock.now()
+            step = otp_step(now)
+            candidate = step - 1 if last is None else max(step - 1, last + 1)
+            if candidate > step + 1:
+                clock.set_now(now + timedelta(seconds=OTP_STEP_SECONDS))
+                return self.code(username)
+            return pyotp.TOTP(self.secrets[username]).generate_otp(candidate)
+
+    def login(self, client, username: str, **headers) -> str:
+        r = client.post("/api/v1/auth/login", json={"username": username, "password": self.passwords[username]},
+                        headers=headers)
+        assert r.status_code == 200, r.get_json()
+        r = client.post("/api/v1/auth/otp", json={"ticket": r.get_json()["ticket"], "code": self.code(username)},
+                        headers=headers)
+        assert r.status_code == 200, r.get_json()
+        return r.get_json()["token"]
+
+
+@pytest.fixture
+def users(app):
+    return Users(app)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin_token(users, client):
+    users.create("admin1", "admin", name="관리자")
+    return users.login(client, "admin1")
+
+
+# --- real servers --------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """An app instance under werkzeug's threaded WSGI server on a real socket."""
+
+    def __init__(self, app_instance, host: str = "127.0.0.1"):
+        from werkzeug.serving import make_server
+
+        self.port = free_port()
+        self.host = host
+        self.server = make_server(host, self.port, app_instance, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app):
+    """The test app served on 127.0.0.1 (listening on all loopback addresses' port)."""
+    with LiveServer(app, host="0.0.0.0") as srv:
+        srv.host = "127.0.0.1"
+        yield srv
+
+
+@pytest.fixture
+def second_app(test_env):
+    """A second, independent app instance over the same database and Redis (as a second
+    web process behind a load balancer would be)."""
+    from lms import create_app
+
+    return create_app("testing")
