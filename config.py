@@ -32,16 +32,6 @@ def _env_int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
-
-
 class Config:
     ENV_NAME = "development"
     SECRET_KEY = _env("LMS_SECRET_KEY", DEV_SECRET_KEY)
@@ -85,6 +75,10 @@ class Config:
     AUTO_404_RESPONSE = False
     INFO = {"title": "Credit-Bank LMS API", "version": "v1"}
     SECURITY_SCHEMES = {"BearerAuth": {"type": "http", "scheme": "bearer"}}
+
+    SMTP_HOST = _env("LMS_SMTP_HOST")
+    SMTP_PORT = _env_int("LMS_SMTP_PORT", 25)
+    SMTP_FROM = _env("LMS_SMTP_FROM", "lms@localhost")
 
     TESTING_CLOCK = False
     HSTS = False

@@ -17,6 +17,7 @@ PACKAGES = (
     "lms.core",
     "lms.auth",
     "lms.audit",
+    "lms.notify",
     "lms.content",
     "lms.enrolment",
     "lms.attendance",

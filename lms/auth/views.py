@@ -15,6 +15,8 @@ from lms.security import current_auth, page_roles_required
 
 bp = Blueprint("auth_pages", __name__, template_folder="templates")
 
+DASHBOARD_LINKS = {"admin": [("auth_pages.admin_users", "사용자 관리")]}
+
 
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):

@@ -55,3 +55,24 @@ class StaffAssignment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("course_id", "user_id", "role", name="uq_staff_course_user_role"),)
+
+
+class Lesson(db.Model):
+    """A lesson (차시) of a week. Video lessons count their net running time, frame-based
+    lessons their frames (CRS-2, CRS-3). Opens at 00:00 KST of its week (API.md)."""
+
+    __tablename__ = "lesson"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    week: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=1)  # order inside the week
+    title: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))  # video | frames
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)  # video: read from the file
+    frames: Mapped[int | None] = mapped_column(Integer)  # frame-based content
+    media_path: Mapped[str | None] = mapped_column(String(500))  # under LMS_MEDIA_ROOT
+    instructor_intro: Mapped[bool] = mapped_column(default=False)  # CRS-5 lesson of week 1
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attendance_deadline: Mapped[datetime] = mapped_column(UTCDateTime())  # ATT-1
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

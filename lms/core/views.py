@@ -7,22 +7,30 @@ from lms.security import current_auth, page_roles_required
 
 bp = Blueprint("core_pages", __name__, template_folder="templates")
 
-# Dashboard sections by role; capability packages add their own links through
-# ``DASHBOARD_LINKS`` (role → list of (endpoint, label)).
-DASHBOARD_LINKS: dict[str, list[tuple[str, str]]] = {
-    "admin": [("auth_pages.admin_users", "사용자 관리")],
-}
+def dashboard_links(role: str) -> list[tuple[str, str]]:
+    """Links of the home page for ``role``: each package's ``views.DASHBOARD_LINKS``
+    (role → [(endpoint, Korean label)]) in PACKAGES order."""
+    import importlib
+
+    from lms import PACKAGES
+
+    links = []
+    for pkg in PACKAGES:
+        try:
+            mod = importlib.import_module(f"{pkg}.views")
+        except ModuleNotFoundError:
+            continue
+        for endpoint, label in getattr(mod, "DASHBOARD_LINKS", {}).get(role, []):
+            if endpoint in current_app.view_functions:
+                links.append((endpoint, label))
+    return links
 
 
 @bp.route("/")
 @page_roles_required()
 def home():
     user = current_auth().user
-    links = []
-    for endpoint, label in DASHBOARD_LINKS.get(user.role, []):
-        if endpoint in current_app.view_functions:
-            links.append((endpoint, label))
-    return render_template("dashboard.html", user=user, links=links)
+    return render_template("dashboard.html", user=user, links=dashboard_links(user.role))
 
 
 @bp.after_app_request

@@ -1,0 +1,95 @@
+"""Viewing evidence and attendance.
+
+``ViewEvent`` is the append-only viewing log (REC-1, REC-3): every start, credited
+heartbeat, challenge and end, with IP and device. ``LessonView`` and ``LessonProgress`` are
+summaries derived from it (they may be updated; the recompute command rebuilds them).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lms.db import UTCDateTime, db
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class LessonView(db.Model):
+    """One viewing session of a lesson by a learner (summary of its events)."""
+
+    __tablename__ = "lesson_view"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lesson.id"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(16))  # ended|replaced|expired
+    ip: Mapped[str | None] = mapped_column(String(45))
+    device: Mapped[str | None] = mapped_column(String(128))
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    position_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    credited_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # ATT-4: playing time claimed beyond what real time allows, discarded.
+    suspicious_excess_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # Presence challenge (ATT-4): while pending, nothing is credited.
+    challenge_id: Mapped[str | None] = mapped_column(String(32))
+    challenge_code: Mapped[str | None] = mapped_column(String(12))
+    challenge_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_challenge_after_seconds: Mapped[float | None] = mapped_column(Float)
+    played_since_challenge: Mapped[float] = mapped_column(Float, default=0.0)
+
+    __table_args__ = (Index("ix_lesson_view_learner_open", "learner_id", "ended_at"),)
+
+
+class ViewEvent(db.Model):
+    """Append-only viewing log entry. Never updated or deleted (retention excepted)."""
+
+    __tablename__ = "view_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    view_id: Mapped[int] = mapped_column(Integer, index=True)
+    learner_id: Mapped[int] = mapped_column(Integer)
+    lesson_id: Mapped[int] = mapped_column(Integer)
+    course_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(20))  # start|heartbeat|challenge|challenge_ok|end
+    ip: Mapped[str | None] = mapped_column(String(45))
+    device: Mapped[str | None] = mapped_column(String(128))
+    # heartbeat: the segments claimed and the segments credited, [[from_s, to_s], ...]
+    claimed: Mapped[list | None] = mapped_column(JSON)
+    credited: Mapped[list | None] = mapped_column(JSON)
+    credited_seconds: Mapped[float | None] = mapped_column(Float)
+    excess_seconds: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_view_event_learner_at", "learner_id", "at"),
+        Index("ix_view_event_course_at", "course_id", "at"),
+    )
+
+
+class LessonProgress(db.Model):
+    """Per learner and lesson: the merged credited intervals and the settled status
+    (ATT-1, ATT-2, ATT-5). Derived from the viewing log; rebuilt by the recompute command."""
+
+    __tablename__ = "lesson_progress"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lesson.id"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    intervals: Mapped[list] = mapped_column(JSON, default=list)  # merged [[from_s, to_s], ...]
+    covered_seconds: Mapped[int] = mapped_column(Integer, default=0)  # whole seconds covered
+    # First instant the whole lesson was covered (may be after the deadline: recorded,
+    # but it never turns an absence into attendance).
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|attended|absent|excused
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_access_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_access_ip: Mapped[str | None] = mapped_column(String(45))
+
+    __table_args__ = (UniqueConstraint("learner_id", "lesson_id", name="uq_lesson_progress_learner_lesson"),)

@@ -1,0 +1,52 @@
+"""Attendance rules (pure). Times are aware datetimes; rule days are KST calendar days."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from lms.clock import KST
+
+# ATT-1: a lesson counts only when 100% is viewed within 2 weeks after it opens.
+ATTENDANCE_WINDOW = timedelta(days=14)  # ATT-1, Guide III-1-나-1)
+DAYS_PER_WEEK = 7
+
+PENDING, ATTENDED, ABSENT, EXCUSED = "pending", "attended", "absent", "excused"
+
+
+def lesson_opens_at(starts_on: date, week: int) -> datetime:
+    """A lesson of week ``week`` opens at 00:00 KST of ``starts_on + 7·(week−1)`` (API.md)."""
+    day = starts_on + timedelta(days=DAYS_PER_WEEK * (week - 1))
+    return datetime.combine(day, time(0, 0), tzinfo=KST)
+
+
+def course_ends_on(starts_on: date, weeks: int) -> date:
+    """A course ends on ``starts_on + 7·weeks − 1`` (API.md)."""
+    return starts_on + timedelta(days=DAYS_PER_WEEK * weeks - 1)
+
+
+def attendance_deadline(starts_on: date, weeks: int, week: int) -> datetime:
+    """The last instant at which completing a lesson still counts (ATT-1): 14 days after
+    it opens, but for the last week's lessons the end of that week (24:00 KST of the
+    course's last day). Completion *at* the deadline counts; one second after does not."""
+    opens = lesson_opens_at(starts_on, week)
+    if week >= weeks:
+        end_day = course_ends_on(starts_on, weeks)
+        return datetime.combine(end_day + timedelta(days=1), time(0, 0), tzinfo=KST)
+    return opens + ATTENDANCE_WINDOW
+
+
+def lesson_status(*, completed_at: datetime | None, deadline: datetime, now: datetime,
+                  excused: bool = False) -> str:
+    """ATT-1/ATT-2/ATT-5: the status of one lesson for one learner at ``now``.
+
+    attended — covered 100% at or before the deadline; absent — the deadline has passed
+    without that; pending — before the deadline and not yet complete. An approved
+    excused absence counts as ``excused`` unless the lesson was attended anyway.
+    Completion after the deadline never changes an absence.
+    """
+    if completed_at is not None and completed_at <= deadline:
+        return ATTENDED
+    if excused:
+        return EXCUSED
+    if now > deadline:
+        return ABSENT
+    return PENDING

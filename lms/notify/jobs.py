@@ -1,0 +1,3 @@
+from lms.notify.service import deliver_outbox
+
+PERIODIC = [(deliver_outbox, 60)]
