@@ -50,3 +50,33 @@ def lesson_status(*, completed_at: datetime | None, deadline: datetime, now: dat
     if now > deadline:
         return ABSENT
     return PENDING
+
+
+# Segments closer than this (seconds) are one segment: player timestamps jitter.
+MERGE_EPSILON = 0.25
+
+
+def merge_intervals(intervals) -> list[list[float]]:
+    """Union of ``[from_s, to_s]`` spans, sorted, overlapping or touching ones merged."""
+    spans = sorted([float(a), float(b)] for a, b in intervals if b > a)
+    merged: list[list[float]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1] + MERGE_EPSILON:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return merged
+
+
+def covered_whole_seconds(merged, duration_seconds: int) -> int:
+    """How many whole seconds ``[i, i+1]`` of a ``duration_seconds`` lesson lie inside the
+    merged spans (ATT-1's "100% viewed" is ``== duration_seconds``)."""
+    import math
+
+    total = 0
+    for a, b in merged:
+        lo = max(0, math.ceil(a - MERGE_EPSILON))
+        hi = min(duration_seconds, math.floor(b + MERGE_EPSILON))
+        if hi > lo:
+            total += hi - lo
+    return total
