@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -35,7 +35,7 @@ DEMO_PASSWORD = "demo-password-1234"
 DEMO_USERS = [
     ("admin", "admin", "김관리", False),
     ("instructor", "instructor", "이교수", False),
-    ("ta", "ta", "박조교", False),
+    ("ta1", "ta", "박조교", False),
     ("inspector", "inspector", "최감사", False),
     ("learner1", "learner", "정학습", False),
     ("learner2", "learner", "한학습", False),
@@ -52,10 +52,19 @@ def seed_demo(if_empty):
     from lms.auth.models import Institution, User
     from lms.db import db
 
-    if if_empty and db.session.scalar(select(User.id).limit(1)) is not None:
-        click.echo("demo data: users exist already, nothing seeded")
-        return
+    if current_app.config["ENV_NAME"] == "production":
+        raise click.ClickException("demo data (known passwords) is never seeded in production")
     inst = db.session.scalar(select(Institution).where(Institution.code == "demo"))
+    if if_empty and db.session.scalar(select(User.id).limit(1)) is not None:
+        if inst is None:
+            click.echo("demo data: users exist already, nothing seeded")
+            return
+        # Seeded before: show the demo logins again, create nothing.
+        demo = db.session.scalars(select(User).where(User.institution_id == inst.id,
+                                                     User.username.in_([u[0] for u in DEMO_USERS]))
+                                  .order_by(User.id)).all()
+        _print_demo_logins(inst, demo)
+        return
     if inst is None:
         inst = Institution(code="demo", name="데모 평생교육원", created_at=clock.now())
         db.session.add(inst)
@@ -68,8 +77,12 @@ def seed_demo(if_empty):
                                        disability=disability, institution_id=inst.id)
         rows.append(user)
     db.session.commit()
+    _print_demo_logins(inst, rows)
+
+
+def _print_demo_logins(inst, users) -> None:
     click.echo(f"demo institution: {inst.name}; every demo password: {DEMO_PASSWORD}")
-    for u in rows:
+    for u in users:
         click.echo(f"  {u.role:<10} {u.username:<11} otp_secret={u.otp_secret}")
     click.echo("Add the OTP secret to an authenticator app, or scan the QR code shown at first login.")
 

@@ -6,11 +6,12 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.db import EncryptedText, UTCDateTime, db
+from lms.i18n import N_
 
 ROLES = ("learner", "instructor", "ta", "admin", "inspector")
 STAFF_ROLES = ("instructor", "ta")
-_ROLE_LABELS = {"learner": "학습자", "instructor": "교수자", "ta": "조교", "admin": "관리자",
-                "inspector": "점검자"}
+_ROLE_LABELS = {"learner": N_("학습자"), "instructor": N_("교수자"), "ta": N_("조교"),
+                "admin": N_("관리자"), "inspector": N_("점검자")}
 
 
 def role_label(role: str) -> str:

@@ -11,11 +11,12 @@ from lms.auth.api import search_users
 from lms.auth.models import ROLES, User
 from lms.db import db
 from lms.errors import ApiError, not_found
+from lms.i18n import N_
 from lms.security import current_auth, page_roles_required
 
 bp = Blueprint("auth_pages", __name__, template_folder="templates")
 
-DASHBOARD_LINKS = {"admin": [("auth_pages.admin_users", "사용자 관리")]}
+DASHBOARD_LINKS = {"admin": [("auth_pages.admin_users", N_("사용자 관리"))]}
 
 
 def _safe_next(target: str | None) -> str:
