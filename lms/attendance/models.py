@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms.db import UTCDateTime, db
@@ -93,3 +93,53 @@ class LessonProgress(db.Model):
     last_access_ip: Mapped[str | None] = mapped_column(String(45))
 
     __table_args__ = (UniqueConstraint("learner_id", "lesson_id", name="uq_lesson_progress_learner_lesson"),)
+
+
+# ATT-5: the reasons an excused absence (공결) may be granted for.
+EXCUSE_REASONS = ("bereavement", "military", "wedding", "hospitalisation", "disaster", "institution_rule")
+
+
+class ExcuseRequest(db.Model):
+    """A learner's application for excused absence (ATT-5) for some lessons, with evidence.
+    A TA or instructor of the course approves or rejects it with a comment."""
+
+    __tablename__ = "excuse_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(20))  # one of EXCUSE_REASONS
+    statement: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|approved|rejected
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class ExcuseLesson(db.Model):
+    """A lesson an excuse request covers."""
+
+    __tablename__ = "excuse_lesson"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("excuse_request.id"), index=True)
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lesson.id"), index=True)
+
+    __table_args__ = (UniqueConstraint("request_id", "lesson_id", name="uq_excuse_lesson_request_lesson"),)
+
+
+class ExcuseEvidence(db.Model):
+    """An evidence file of an excuse request, stored under LMS_MEDIA_ROOT (kept 5 years
+    with the attendance records, REC-1)."""
+
+    __tablename__ = "excuse_evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("excuse_request.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    stored_path: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,6 +8,8 @@ from lms.clock import KST
 # ATT-1: a lesson counts only when 100% is viewed within 2 weeks after it opens.
 ATTENDANCE_WINDOW = timedelta(days=14)  # ATT-1, Guide III-1-나-1)
 DAYS_PER_WEEK = 7
+# ATT-7 / GRD-1: the attendance score is at most 20% of the grade.
+MAX_ATTENDANCE_WEIGHT = 20  # ATT-7, Guide IV-3
 
 PENDING, ATTENDED, ABSENT, EXCUSED = "pending", "attended", "absent", "excused"
 

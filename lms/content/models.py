@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.db import UTCDateTime, db
@@ -20,6 +20,13 @@ class Course(db.Model):
     starts_on: Mapped[date] = mapped_column(Date)  # KST calendar date of week 1
     weeks: Mapped[int] = mapped_column(Integer)  # CRS-1: at least 15
     capacity: Mapped[int] = mapped_column(Integer)  # CRS-7: ≤ 800 and ≤ accreditation
+    # CRS-2: lab/practice/studio courses need 30 class hours per credit instead of 15.
+    practice: Mapped[bool] = mapped_column(Boolean, default=False)
+    # CRS-7: the capacity written on the accreditation certificate, when known.
+    accredited_capacity: Mapped[int | None] = mapped_column(Integer)
+    # ATT-7: the attendance-score scale published at the start: [[min_rate_percent, points], ...]
+    # from the highest band down; None means the rule's 20-point table.
+    attendance_scale: Mapped[list | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft|published|cancelled
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -72,7 +79,30 @@ class Lesson(db.Model):
     duration_seconds: Mapped[int | None] = mapped_column(Integer)  # video: read from the file
     frames: Mapped[int | None] = mapped_column(Integer)  # frame-based content
     media_path: Mapped[str | None] = mapped_column(String(500))  # under LMS_MEDIA_ROOT
+    media_type: Mapped[str | None] = mapped_column(String(100))  # e.g. video/mp4
     instructor_intro: Mapped[bool] = mapped_column(default=False)  # CRS-5 lesson of week 1
     opens_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attendance_deadline: Mapped[datetime] = mapped_column(UTCDateTime())  # ATT-1
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Syllabus(db.Model):
+    """The syllabus (수업계획서) of a course, CRS-12: published before recruitment; learning
+    and evaluation match it. Exam windows must lie inside its exam periods (EXM-2)."""
+
+    __tablename__ = "syllabus"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), unique=True)
+    instructor_name: Mapped[str | None] = mapped_column(String(100))
+    goals: Mapped[str | None] = mapped_column(Text)
+    textbook: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str | None] = mapped_column(Text)
+    # {"exams": 80, "attendance": 20, ...} — attendance never above 20 (ATT-7, GRD-1)
+    evaluation: Mapped[dict | None] = mapped_column(JSON)
+    weekly_topics: Mapped[list | None] = mapped_column(JSON)  # [topic of week 1, ...]
+    # {"midterm": ["YYYY-MM-DD", "YYYY-MM-DD"], "final": [...]}
+    exam_periods: Mapped[dict | None] = mapped_column(JSON)
+    assignment_periods: Mapped[list | None] = mapped_column(JSON)
+    notes: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

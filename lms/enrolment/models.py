@@ -1,9 +1,9 @@
 """Enrolments (수강신청) of learners in a course's class."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms.db import UTCDateTime, db
@@ -23,5 +23,7 @@ class Enrollment(db.Model):
     syllabus_consent_ip: Mapped[str | None] = mapped_column(String(45))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # ATT-8: enlisted in the military during the course (KST date), when it applies.
+    enlisted_on: Mapped[date | None] = mapped_column(Date)
 
     __table_args__ = (UniqueConstraint("course_id", "user_id", name="uq_enrollment_course_user"),)
