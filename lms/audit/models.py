@@ -32,8 +32,11 @@ class AccessLog(db.Model):
     method: Mapped[str | None] = mapped_column(String(8))
     path: Mapped[str | None] = mapped_column(String(512))
     detail: Mapped[str | None] = mapped_column(String(512))
+    # The course a request concerned (from its path), for per-course access reports (CRS-10).
+    course_id: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_access_log_user_at", "user_id", "at"),
         Index("ix_access_log_at", "at"),
+        Index("ix_access_log_course_at", "course_id", "at"),
     )

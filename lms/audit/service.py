@@ -35,7 +35,23 @@ def log_access(event: str, *, user=None, username: str | None = None, session_id
         entry.user_agent = (request.user_agent.string or "")[:512] or None
         entry.method = request.method
         entry.path = request.path[:512]
+        entry.course_id = request_course_id()
     db.session.add(entry)
     if commit:
         db.session.commit()
     return entry
+
+
+def request_course_id() -> int | None:
+    """The course the current request concerns, from its URL (``course_id``, or the course
+    of a ``lesson_id``), so the access log can tell who accessed which course (CRS-10)."""
+    args = request.view_args or {}
+    if isinstance(args.get("course_id"), int):
+        return args["course_id"]
+    if isinstance(args.get("lesson_id"), int):
+        from sqlalchemy import select
+
+        from lms.content.models import Lesson
+
+        return db.session.scalar(select(Lesson.course_id).where(Lesson.id == args["lesson_id"]))
+    return None
