@@ -28,6 +28,7 @@ extract-messages: $(STAMP)
 
 # --- running it ----------------------------------------------------------------------
 run: install
+	@bash scripts/ensure-services.sh ffmpeg
 	@bash scripts/run.sh
 
 migrate: install
@@ -38,7 +39,7 @@ seed: install
 
 # --- tests: the whole suite on SQLite and on PostgreSQL, with real Redis and Chromium --
 test: install
-	@bash scripts/ensure-services.sh redis postgresql chromium
+	@bash scripts/ensure-services.sh redis postgresql chromium ffmpeg
 	@$(MAKE) --no-print-directory test-sqlite test-postgresql
 
 test-sqlite: install

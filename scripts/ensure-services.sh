@@ -67,6 +67,7 @@ for svc in "$@"; do
     postgresql) ensure_postgresql ;;
     chromium) ensure_chromium ;;
     wrk) command -v wrk >/dev/null || apt_install wrk ;;
+    ffmpeg) command -v ffprobe >/dev/null || apt_install ffmpeg ;;
     *) echo "unknown service $svc" >&2; exit 2 ;;
   esac
 done
