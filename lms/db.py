@@ -75,3 +75,17 @@ class EncryptedText(TypeDecorator):
 
 def short_string(length: int = 255) -> String:
     return String(length)
+
+
+def commit_keeping_loaded() -> None:
+    """Commit without expiring what the session has loaded, so reading those objects
+    afterwards does not query the database again (``expire_on_commit`` for this one
+    commit only). Used for the access-log commit that precedes every authenticated view:
+    the view then uses the user and session rows loaded at the start of its request."""
+    session = db.session()
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = previous

@@ -68,14 +68,23 @@ def run_worker(app, burst: bool = False) -> bool:
     return worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
 
 
+def cron_job_name(prefix: str, func) -> str:
+    """The name under which the scheduler registers ``func`` (per deployment prefix)."""
+    return f"{prefix}:{func.__module__}.{func.__name__}"
+
+
 def run_scheduler(app) -> None:
     from rq.cron import CronScheduler
 
     with app.app_context():
         conn = redis_client()
         jobs = periodic_jobs()
-    sched = CronScheduler(connection=conn, name=f"{app.config['REDIS_PREFIX']}-cron")
+    prefix = app.config["REDIS_PREFIX"]
+    sched = CronScheduler(connection=conn, name=f"{prefix}-cron")
     for func, interval in jobs:
-        sched.register(func, queue_name=app.config["RQ_QUEUE"], interval=interval)
+        # rq keeps each cron job's history under rq:cron_job:<name>; the name carries this
+        # deployment's prefix so deployments sharing a Redis server never mix histories.
+        sched.register(func, queue_name=app.config["RQ_QUEUE"], interval=interval,
+                       name=cron_job_name(prefix, func))
         log.info("periodic job %s.%s every %ss", func.__module__, func.__name__, interval)
     sched.start()

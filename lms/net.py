@@ -14,6 +14,18 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
+def user_agent() -> str | None:
+    """The User-Agent header as stored (at most 512 characters, no NUL: PostgreSQL text
+    cannot hold one, and a client must not be able to make its request fail to log)."""
+    raw = request.user_agent.string or ""
+    return text_safe(raw)[:512] or None
+
+
+def text_safe(value: str) -> str:
+    """``value`` without NUL characters (which no PostgreSQL text column accepts)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def device_id() -> str | None:
     """The ``X-LMS-Device`` header, normalised (MAC addresses lower-cased), or None when
     absent or malformed. One signal among IP, session and OTP — never trusted alone."""

@@ -15,6 +15,7 @@ from flask_login import current_user
 
 from lms.audit.service import log_access
 from lms.auth.service import SessionCheck, check_session
+from lms.db import commit_keeping_loaded
 from lms.errors import ApiError
 from lms.extensions import csrf, login_manager
 
@@ -144,7 +145,10 @@ def init_security(app: Flask) -> None:
                 csrf.protect()
         auth = g.auth
         if auth.user is not None and auth.problem is None and not _view_unlogged():
-            log_access("request", user=auth.user, session_id=auth.session.id)
+            # Committed before the view runs (REC-1); a failure to write fails the request.
+            # The user and session loaded above stay loaded (no second read of the user).
+            log_access("request", user=auth.user, session_id=auth.session.id, commit=False)
+            commit_keeping_loaded()
 
     @app.after_request
     def _headers(resp):

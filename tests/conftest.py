@@ -71,7 +71,9 @@ def app(test_env):
     from flask_migrate import upgrade
 
     from lms import create_app
+    from lms.i18n import compile_catalogs
 
+    compile_catalogs()
     app = create_app("testing")
     with app.app_context():
         upgrade()
@@ -151,7 +153,9 @@ class Users:
             last = db.session.scalar(select(User.otp_last_step).where(User.username == username))
             now = clock.now()
             step = otp_step(now)
-            candidate = step - 1 if last is None else max(step - 1, last + 1)
+            # The current step (or the next unused one): a code of the previous step would
+            # stop working if the clock crossed a step boundary before the server checks it.
+            candidate = step if last is None else max(step, last + 1)
             if candidate > step + 1:
                 clock.set_now(now + timedelta(seconds=OTP_STEP_SECONDS))
                 return self.code(username)
@@ -229,3 +233,120 @@ def second_app(test_env):
     from lms import create_app
 
     return create_app("testing")
+
+
+# --- helpers of the foundation suites (auth, sessions, access log, users, bad input) ---
+
+def assert_api_error(resp, status: int, code: str) -> dict:
+    """Assert an API error answer: this status, JSON ``{"error": {"code", "message", ...}}``
+    (API.md, Conventions) with this code. Returns the inner error object."""
+    assert resp.status_code == status, (resp.status_code, resp.get_data(as_text=True)[:500])
+    assert resp.mimetype == "application/json", resp.mimetype
+    body = resp.get_json()
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    err = body["error"]
+    assert err["code"] == code, err
+    assert isinstance(err["message"], str) and err["message"].strip(), err
+    return err
+
+
+def set_clock(app, when) -> None:
+    """Set the testing clock (as PUT /api/v1/testing/clock does)."""
+    from lms import clock
+
+    with app.app_context():
+        clock.set_now(when)
+
+
+def table_counts(app) -> dict[str, int]:
+    """Rows in every table, to prove a refused request wrote nothing."""
+    from sqlalchemy import func, select
+
+    from lms.db import db
+
+    with app.app_context():
+        counts = {t.name: db.session.scalar(select(func.count()).select_from(t))
+                  for t in db.metadata.sorted_tables}
+        db.session.remove()
+    return counts
+
+
+def access_log(app, event: str | None = None) -> list[dict]:
+    """Access-log rows (oldest first) as dicts, optionally of one event."""
+    from sqlalchemy import select
+
+    from lms.audit.models import AccessLog
+    from lms.db import db
+
+    with app.app_context():
+        stmt = select(AccessLog).order_by(AccessLog.id)
+        if event is not None:
+            stmt = stmt.where(AccessLog.event == event)
+        rows = [{c.name: getattr(r, c.key) for c in AccessLog.__table__.columns}
+                for r in db.session.scalars(stmt)]
+        db.session.remove()
+    return rows
+
+
+# --- real browser (tests/test_browser.py) ---------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium (apt-get install chromium)
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium driven by Playwright, closed after the test. A missing browser is
+    a failure, not a skip."""
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install -y chromium"
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+# --- real subprocesses (workers, schedulers, CLI) -------------------------------------
+
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASK = ROOT / ".venv" / "bin" / "flask"
+
+
+def start_lms_process(args: list[str], test_env: dict, log) -> subprocess.Popen:
+    """``flask --app wsgi lms <args>`` in its own process group (so every child it forks
+    is ended with it), output to ``log``."""
+    out = open(log, "wb")
+    try:
+        return subprocess.Popen([str(FLASK), "--app", "wsgi", "lms", *args], cwd=ROOT,
+                                env={**os.environ, **test_env}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        out.close()
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group (rq's warm shutdown), SIGKILL if it lingers."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    try:  # children left behind in the group (rq's forked scheduler)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

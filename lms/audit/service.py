@@ -6,7 +6,7 @@ from flask import has_request_context, request
 from lms import clock
 from lms.audit.models import AccessLog
 from lms.db import db
-from lms.net import client_ip, device_id
+from lms.net import client_ip, device_id, text_safe, user_agent
 
 # Events of the access log (REC-1).
 EVENTS = (
@@ -16,27 +16,36 @@ EVENTS = (
 )
 
 
+_INSERT = AccessLog.__table__.insert()
+_COLUMNS = tuple(c.key for c in AccessLog.__table__.columns if c.key != "id")
+
+
 def log_access(event: str, *, user=None, username: str | None = None, session_id: int | None = None,
                detail: str | None = None, commit: bool = True) -> AccessLog:
-    """Append one access-log row. With ``commit`` the row is durable when this returns;
-    any database error is raised to the caller (never swallowed)."""
+    """Append one access-log row (written at once, in the current transaction). With
+    ``commit`` the row is durable when this returns; any database error is raised to the
+    caller (never swallowed). The returned entry is not attached to the session."""
     entry = AccessLog(
         at=clock.now(),
         user_id=getattr(user, "id", None),
-        username=(getattr(user, "username", None) or username),
+        username=text_safe(getattr(user, "username", None) or username or "")[:64] or None,
         role=getattr(user, "role", None),
         session_id=session_id,
         event=event,
-        detail=(detail[:512] if detail else None),
+        detail=(text_safe(detail)[:512] if detail else None),
     )
     if has_request_context():
         entry.ip = client_ip()
         entry.device = device_id()
-        entry.user_agent = (request.user_agent.string or "")[:512] or None
-        entry.method = request.method
-        entry.path = request.path[:512]
+        # Client-chosen text is made storable: a crafted path or header must not make the
+        # log row (and so the request) fail.
+        entry.user_agent = user_agent()
+        entry.method = request.method[:8]
+        entry.path = text_safe(request.path)[:512]
         entry.course_id = request_course_id()
-    db.session.add(entry)
+    # A Core INSERT in the session's transaction rather than an ORM flush: the same row,
+    # without the unit of work's bookkeeping on every authenticated request.
+    db.session.execute(_INSERT, {col: getattr(entry, col) for col in _COLUMNS})
     if commit:
         db.session.commit()
     return entry

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema, fields
-from apiflask.validators import Length, OneOf
-from flask import request
-from sqlalchemy import func, or_, select
+from apiflask.validators import Length, OneOf, Range
+from sqlalchemy import func, select
 
 from lms import clock
 from lms.audit.service import log_access
 from lms.auth import service
 from lms.auth.models import ROLES, User
 from lms.db import db
-from lms.errors import ApiError, not_found
+from lms.errors import not_found
 from lms.schemas import AwareDateTime, StrictBool, StrictInt
 from lms.security import current_auth, roles_required
 
@@ -87,8 +86,13 @@ class UserOut(Schema):
     expires_at = fields.String(allow_none=True)
 
 
+class UserRow(UserOut):
+    """A user in a list. Its own class: apispec registers nested schemas by class, and the
+    same class as a nested and a top-level response schema would be added twice."""
+
+
 class UserListOut(Schema):
-    users = fields.List(fields.Nested(UserOut))
+    users = fields.List(fields.Nested(UserRow))
     next = fields.Integer(allow_none=True)
 
 
@@ -96,14 +100,15 @@ class UserQuery(Schema):
     q = fields.String(validate=Length(0, 64))
     role = fields.String(validate=OneOf(ROLES))
     locked = StrictBool()
-    after = StrictInt()
+    # A cursor is a user id (INTEGER): a wider number would overflow the database (a 500).
+    after = StrictInt(validate=Range(0, 2**31 - 1))
     limit = StrictInt(load_default=50)
 
 
 class UserQueryLoose(UserQuery):
     # Query strings carry text: parse booleans and ints from text here.
     locked = fields.Boolean()
-    after = fields.Integer()
+    after = fields.Integer(validate=Range(0, 2**31 - 1))
     limit = fields.Integer(load_default=50)
 
 
@@ -193,13 +198,18 @@ def search_users(institution_id: int, args: dict) -> tuple[list[User], int | Non
     stmt = select(User).where(User.institution_id == institution_id)
     if args.get("q"):
         q = args["q"].lower()
+        if "\x00" in q:  # no username has one (and PostgreSQL refuses it in a query)
+            return [], None
         stmt = stmt.where(func.lower(User.username).contains(q, autoescape=True))
     if args.get("role"):
         stmt = stmt.where(User.role == args["role"])
     if args.get("locked") is not None:
         stmt = stmt.where(User.locked == args["locked"])
-    if args.get("after"):
-        stmt = stmt.where(User.id > args["after"])
+    after = args.get("after")
+    if after is not None and after >= 2**31:  # past every INTEGER id (the pages pass any int)
+        return [], None
+    if after is not None and after > 0:  # ids are positive: a lower cursor pages from the start
+        stmt = stmt.where(User.id > after)
     rows = db.session.scalars(stmt.order_by(User.id).limit(limit + 1)).all()
     nxt = rows[limit - 1].id if len(rows) > limit else None
     return list(rows[:limit]), nxt

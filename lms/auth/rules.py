@@ -22,7 +22,8 @@ def otp_step(at: datetime) -> int:
 def match_otp_step(secret: str, code: str, now: datetime, last_step: int | None) -> int | None:
     """The time step ``code`` belongs to, if it is valid at ``now`` (±1 step) and newer
     than ``last_step`` (a used code is never accepted twice); otherwise None."""
-    if not isinstance(code, str) or len(code) != OTP_DIGITS or not code.isdigit():
+    # ASCII digits only: str.isdigit() also accepts other scripts' digits ("١٢٣٤٥٦").
+    if not isinstance(code, str) or len(code) != OTP_DIGITS or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret, digits=OTP_DIGITS, interval=OTP_STEP_SECONDS)
     current = otp_step(now)

@@ -11,7 +11,8 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.orm import load_only
 
 from lms import clock
 from lms.audit.service import log_access
@@ -20,11 +21,21 @@ from lms.auth.models import ROLES, Institution, LoginTicket, User, UserSession
 from lms.db import db
 from lms.errors import ApiError
 from lms.extensions import redis_client, rkey
-from lms.net import client_ip, device_id
+from lms.net import client_ip, device_id, user_agent
 
-_hasher = PasswordHasher()
-# A hash to verify against when the username is unknown, so timing does not tell.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-0")
+# (time_cost, memory_kib, parallelism) → (hasher, a hash to verify against when the
+# username is unknown, so timing does not tell). Built on first use, never at import.
+_hashers: dict[tuple[int, int, int], tuple[PasswordHasher, str]] = {}
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    cfg = current_app.config
+    params = (cfg["ARGON2_TIME_COST"], cfg["ARGON2_MEMORY_KIB"], cfg["ARGON2_PARALLELISM"])
+    found = _hashers.get(params)
+    if found is None:
+        hasher = PasswordHasher(time_cost=params[0], memory_cost=params[1], parallelism=params[2])
+        found = _hashers[params] = (hasher, hasher.hash("not-a-real-password-0"))
+    return found
 
 
 def hash_token(token: str) -> str:
@@ -32,12 +43,13 @@ def hash_token(token: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher()[0].hash(password)
 
 
 def verify_password(user: User | None, password: str) -> bool:
+    hasher, dummy = _hasher()
     try:
-        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+        return hasher.verify(user.password_hash if user else dummy, password) and user is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -102,7 +114,8 @@ def begin_login(username: str, password: str) -> tuple[User, str]:
     if retry is not None:
         log_access("login_rate_limited", username=username[:64])
         raise _too_many(retry)
-    user = db.session.scalar(select(User).where(User.username == username))
+    # A NUL cannot be in a username (and PostgreSQL refuses it in a query): no such user.
+    user = None if "\x00" in username else db.session.scalar(select(User).where(User.username == username))
     if not verify_password(user, password):
         record_failure(username, ip)
         log_access("login_failed", user=user, username=username[:64], detail="bad password")
@@ -197,12 +210,8 @@ def open_session(user: User, *, kind: str, now) -> str:
     token = secrets.token_urlsafe(32)
     sess = UserSession(
         token_hash=hash_token(token), user_id=user.id, kind=kind, created_at=now, last_seen_at=now,
-        ip=client_ip(), device=device_id(),
-        user_agent=None,
+        ip=client_ip(), device=device_id(), user_agent=user_agent(),
     )
-    from flask import request
-
-    sess.user_agent = (request.user_agent.string or "")[:512] or None
     db.session.add(sess)
     user.last_login_at = now
     db.session.flush()
@@ -218,14 +227,24 @@ class SessionCheck:
     problem: str | None  # None | "session_replaced" | "session_expired" | "unauthorized"
 
 
+# Built once: every authenticated request runs it (the statement's cache key is memoised).
+_SESSION_AND_USER = (
+    select(UserSession, User).join(User, User.id == UserSession.user_id)
+    .where(UserSession.token_hash == bindparam("token_hash"))
+    .options(load_only(UserSession.user_id, UserSession.last_seen_at, UserSession.ended_at, UserSession.end_reason),
+             load_only(User.institution_id, User.username, User.role, User.name, User.disability, User.locked, User.expires_at))
+)
+
+
 def check_session(token: str | None) -> SessionCheck:
     """Resolve a session token to its user, expiring it when idle."""
     if not token:
         return SessionCheck(None, None, "unauthorized")
-    sess = db.session.scalar(select(UserSession).where(UserSession.token_hash == hash_token(token)))
-    if sess is None:
+    # Session and user in one round trip: every authenticated request comes through here.
+    row = db.session.execute(_SESSION_AND_USER, {"token_hash": hash_token(token)}).first()
+    if row is None:
         return SessionCheck(None, None, "unauthorized")
-    user = db.session.get(User, sess.user_id)
+    sess, user = row
     if sess.ended_at is not None:
         reason = {"replaced": "session_replaced"}.get(sess.end_reason, "session_expired")
         return SessionCheck(sess, user, reason)
@@ -255,18 +274,22 @@ def expire_idle_sessions() -> int:
     """End every session idle longer than the configured limit. Returns how many."""
     now = clock.now()
     cutoff = now - timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
+    # One statement ends exactly the sessions still open and idle, and says which: a
+    # session touched or ended meanwhile (by a request) is neither ended nor logged twice.
     stale = db.session.execute(
-        select(UserSession.id, UserSession.user_id).where(
-            UserSession.ended_at.is_(None), UserSession.last_seen_at <= cutoff)
+        update(UserSession)
+        .where(UserSession.ended_at.is_(None), UserSession.last_seen_at <= cutoff)
+        .values(ended_at=now, end_reason="expired")
+        .returning(UserSession.id, UserSession.user_id)
     ).all()
     if not stale:
         return 0
-    db.session.execute(update(UserSession).where(UserSession.id.in_([s.id for s in stale]),
-                                                 UserSession.ended_at.is_(None))
-                       .values(ended_at=now, end_reason="expired"))
     from lms.audit.models import AccessLog
 
-    db.session.add_all([AccessLog(at=now, user_id=s.user_id, session_id=s.id, event="session_expired",
+    who = {u.id: u for u in db.session.execute(
+        select(User.id, User.username, User.role).where(User.id.in_({s.user_id for s in stale})))}
+    db.session.add_all([AccessLog(at=now, user_id=s.user_id, username=who[s.user_id].username,
+                                  role=who[s.user_id].role, session_id=s.id, event="session_expired",
                                   detail="idle (periodic job)") for s in stale])
     db.session.commit()
     return len(stale)

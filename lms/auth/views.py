@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import segno
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from lms.audit.service import log_access
@@ -20,7 +20,11 @@ DASHBOARD_LINKS = {"admin": [("auth_pages.admin_users", N_("사용자 관리"))]
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
+    """``target`` when it is a path of this site, else the home page. Browsers read ``\\``
+    as ``/`` and drop tabs and newlines (so does werkzeug's Location), so ``/\\evil`` or
+    ``/<TAB>/evil`` would be ``//evil``, another host: refused like ``//evil``."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(c < " " or c == "\x7f" for c in target)):
         return target
     return url_for("core_pages.home")
 
@@ -89,7 +93,11 @@ def otp():
             session["sid"] = token
             return redirect(_safe_next(nxt))
     secret = user.otp_secret if qr else None
-    return render_template("otp.html", qr=qr, secret=secret, error=error, username=user.username), status
+    resp = make_response(render_template("otp.html", qr=qr, secret=secret, error=error,
+                                         username=user.username), status)
+    # The enrolment page shows the TOTP secret: never kept in a cache (back button, proxies).
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.route("/logout", methods=["POST"])

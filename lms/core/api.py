@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from apiflask import APIBlueprint, Schema, fields
+from marshmallow import ValidationError
 
 from lms import clock
 from lms.schemas import AwareDateTime
@@ -14,8 +17,23 @@ class HealthOut(Schema):
     status = fields.String()
 
 
+# The testing clock's range: from the Unix epoch (TOTP steps start there) to well before
+# datetime's end, so the clock can run on for centuries without overflowing.
+CLOCK_MIN = datetime(1970, 1, 1, tzinfo=timezone.utc)
+CLOCK_MAX = datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+
+def _clock_in_range(value: datetime) -> None:
+    try:
+        ok = CLOCK_MIN <= value < CLOCK_MAX
+    except OverflowError:  # the offset pushes it outside datetime's range
+        ok = False
+    if not ok:
+        raise ValidationError("The time must lie between 1970-01-01 and 9000-01-01 (UTC).")
+
+
 class ClockIn(Schema):
-    now = AwareDateTime(required=True)
+    now = AwareDateTime(required=True, validate=_clock_in_range)
 
 
 @bp.get("/health")

@@ -8,20 +8,18 @@ from lms.security import current_auth, page_roles_required
 bp = Blueprint("core_pages", __name__, template_folder="templates")
 
 def dashboard_links(role: str) -> list[tuple[str, str]]:
-    """Links of the home page for ``role``: each package's ``views.DASHBOARD_LINKS``
-    (role → [(endpoint, Korean label)]) in PACKAGES order."""
-    import importlib
+    """Links of the home page for ``role``: the ``DASHBOARD_LINKS`` (role → [(endpoint,
+    Korean label)]) of every module that registered a blueprint, in registration order."""
+    import sys
 
-    from lms import PACKAGES
-
-    links = []
-    for pkg in PACKAGES:
-        try:
-            mod = importlib.import_module(f"{pkg}.views")
-        except ModuleNotFoundError:
+    links, seen = [], set()
+    for blueprint in current_app.blueprints.values():
+        if blueprint.import_name in seen:
             continue
+        seen.add(blueprint.import_name)
+        mod = sys.modules.get(blueprint.import_name)
         for endpoint, label in getattr(mod, "DASHBOARD_LINKS", {}).get(role, []):
-            if endpoint in current_app.view_functions:
+            if endpoint in current_app.view_functions and (endpoint, label) not in links:
                 links.append((endpoint, label))
     return links
 
