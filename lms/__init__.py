@@ -10,6 +10,7 @@ import logging
 from apiflask import APIFlask
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 # Capability packages. Each may provide ``api.bp`` (JSON API under /api/v1),
 # ``views.bp`` (HTML pages), ``models`` (tables) and ``jobs.PERIODIC`` (scheduled jobs).
@@ -46,6 +47,17 @@ def _optional(module: str):
         return None
 
 
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in routes: ids are INTEGER columns, so a number beyond 2**31 - 1 names
+    no row and does not match (404) instead of overflowing the database (PostgreSQL
+    "integer out of range", SQLite OverflowError: a 500). A route over a BIGINT id says
+    ``<int(max=9223372036854775807):id>``."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> APIFlask:
     from config import load_config
 
@@ -65,6 +77,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     if overrides:
         app.config.update(overrides)
     app.json.sort_keys = False
+    app.url_map.converters["int"] = IdConverter
 
     from lms.crypto import check_key
 
@@ -95,6 +108,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
             mod = _optional(f"{pkg}.{kind}")
             if mod is not None and hasattr(mod, "bp"):
                 app.register_blueprint(mod.bp)
+    app.register_blueprint(importlib.import_module("lms.attendance.excuse_api").bp)  # ATT-5…8, CRS-10
 
     if app.config.get("TESTING_CLOCK"):
         from lms.core.api import testing_bp

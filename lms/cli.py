@@ -116,5 +116,35 @@ def expire_sessions():
     click.echo(f"ended {expire_idle_sessions()} idle session(s)")
 
 
+attendance_cli = AppGroup("attendance", help="Attendance (ATT-1, ATT-2): settle and recompute.")
+lms_cli.add_command(attendance_cli)
+
+
+@attendance_cli.command("recompute")
+@click.option("--course", "course_id", type=int, required=True, help="The course's id.")
+@click.option("--check", is_flag=True, help="Compare only: write nothing, exit 1 on a difference.")
+def attendance_recompute(course_id, check):
+    """Rebuild a course's lesson progress and statuses purely from the viewing log and
+    print how the rebuilt result differs from the stored one (ATT-2, REC-1)."""
+    from lms.attendance.service import recompute_course
+    from lms.errors import ApiError
+
+    try:
+        result = recompute_course(course_id, write=not check)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(result.summary())
+    if check and result.differences:
+        raise SystemExit(1)
+
+
+@attendance_cli.command("settle")
+def attendance_settle():
+    """Settle every lesson whose deadline has passed now (the scheduler does this every minute)."""
+    from lms.attendance.service import settle_due
+
+    click.echo(f"settled {settle_due()} learner×lesson status(es)")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(lms_cli)

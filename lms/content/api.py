@@ -167,6 +167,33 @@ def list_lessons(course_id):
     return {"lessons": [service.lesson_dict(l) for l in service.course_lessons(course.id)]}
 
 
+class MediaIn(Schema):
+    file = fields.File(required=True)
+
+
+class MediaOut(LessonOut):
+    media_type = fields.String(allow_none=True)
+    media_size = fields.Integer(allow_none=True)
+    media_url = fields.String(allow_none=True)
+
+
+@bp.post("/lessons/<int:lesson_id>/media")
+@roles_required("admin", "instructor")
+@bp.input(MediaIn, location="files", arg_name="body")
+@bp.output(MediaOut, status_code=201)
+def upload_lesson_media(lesson_id, body):
+    """Upload a lesson's video.
+
+    Multipart field ``file``: an MP4 or WebM video of at most LMS_MAX_UPLOAD_BYTES (413
+    above). Its running time is read from the file with ffprobe and becomes the lesson's
+    ``duration_seconds`` (whole seconds); anything else is 400 ``invalid_media`` and nothing
+    is stored. Admins and the course's instructors; 409 once learners have watched it."""
+    from lms.content import media
+
+    lesson = media.upload_lesson_media(lesson_id, current_auth().user, body["file"])
+    return media.media_dict(lesson)
+
+
 @bp.post("/courses/<int:course_id>/publish")
 @roles_required("admin")
 @bp.output(PublishOut)
