@@ -466,16 +466,27 @@ class HeartbeatCredit:
     position_seconds: float | None  # where playing stopped (end of the last span), if any
 
 
+def view_credit_left(*, view_elapsed_seconds: float, credited_seconds: float, max_rate: float) -> float:
+    """ATT-4 (API.md): a view is never credited more playing time than real time has
+    passed since it started (× the max rate). What is left of that for the next heartbeat
+    — so many small heartbeats cannot each add their slack."""
+    return max(0.0, max(0.0, float(view_elapsed_seconds)) * float(max_rate) - float(credited_seconds))
+
+
 def credit_heartbeat(*, intervals, segments, length: float, elapsed_seconds: float,
-                     max_rate: float, slack: float = HEARTBEAT_SLACK) -> HeartbeatCredit:
+                     max_rate: float, slack: float = HEARTBEAT_SLACK,
+                     view_left: float | None = None) -> HeartbeatCredit:
     """ATT-4: credit a heartbeat's ``segments`` against the already credited ``intervals``.
 
     Spans are clipped to ``[0, length]``; what is already covered earns nothing (re-watching
     is free but not credited); the *new* coverage is credited in the order played up to a
     budget of ``elapsed_seconds × max_rate + slack`` (real time since the previous heartbeat,
-    or since the view started). The new coverage beyond the budget is discarded and
-    reported as ``excess_seconds``. Seeking forward is just a span that starts later."""
+    or since the view started), and never beyond ``view_left`` (:func:`view_credit_left`).
+    The new coverage beyond the budget is discarded and reported as ``excess_seconds``.
+    Seeking forward is just a span that starts later."""
     budget = max(0.0, float(elapsed_seconds)) * float(max_rate) + float(slack)
+    if view_left is not None:
+        budget = min(budget, max(0.0, float(view_left)))
     clipped = clip_segments(segments, length)
     credited: list[list[float]] = []
     excess = 0.0

@@ -263,8 +263,12 @@ def heartbeat(user: User, view_id: int, segments: list, *, ip: str | None, devic
         _event(view, HEARTBEAT, now, ip=ip, device=device, claimed=claimed, credited=[],
                credited_seconds=0.0, excess_seconds=0.0, detail="challenge_pending")
     else:
+        view_left = rules.view_credit_left(view_elapsed_seconds=(now - view.started_at).total_seconds(),
+                                           credited_seconds=view.credited_seconds or 0.0,
+                                           max_rate=max_playback_rate())
         credit = rules.credit_heartbeat(intervals=progress.intervals or [], segments=claimed, length=length,
-                                        elapsed_seconds=elapsed, max_rate=max_playback_rate())
+                                        elapsed_seconds=elapsed, max_rate=max_playback_rate(),
+                                        view_left=view_left)
         position = credit.position_seconds
         _event(view, HEARTBEAT, now, ip=ip, device=device, claimed=claimed, credited=credit.credited,
                credited_seconds=credit.credited_seconds, excess_seconds=credit.excess_seconds)
