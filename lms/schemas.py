@@ -34,9 +34,13 @@ class FiniteFloat(fields.Float):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError("Not a valid number.")
-        if not math.isfinite(value):
+        try:
+            number = float(value)  # a huge JSON integer overflows here: 400, not 500
+        except OverflowError as exc:
+            raise ValidationError("Number too large.") from exc
+        if not math.isfinite(number):
             raise ValidationError("Number must be finite.")
-        return float(value)
+        return number
 
 
 class AwareDateTime(fields.DateTime):

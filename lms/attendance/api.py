@@ -17,17 +17,6 @@ from lms.security import current_auth, no_access_log, roles_required
 bp = APIBlueprint("attendance_api", __name__, url_prefix="/api/v1", tag="Viewing and attendance")
 
 
-class Position(FiniteFloat):
-    """A timeline position: a finite JSON number. An integer too large for a float (JSON
-    allows 1 followed by 400 zeros) is refused as well, never a 500."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            return super()._deserialize(value, attr, data, **kwargs)
-        except OverflowError as exc:
-            raise ValidationError("Number too large.") from exc
-
-
 def _valid_segments(value) -> None:
     problem = rules.segment_problem(value)
     if problem:
@@ -39,7 +28,7 @@ class HeartbeatIn(Schema):
     previous heartbeat. Numbers only, finite, 0 ≤ from ≤ to ≤ 172800, at most 200 spans
     (ATT-4); anything else is 400 ``invalid_request`` and nothing is stored."""
 
-    segments = fields.List(fields.List(Position(), validate=Length(2, 2)), required=True,
+    segments = fields.List(fields.List(FiniteFloat(), validate=Length(2, 2)), required=True,
                            validate=[Length(max=rules.MAX_SEGMENTS_PER_HEARTBEAT), _valid_segments])
 
 
@@ -134,3 +123,45 @@ def challenge(view_id, body):
 def end_view(view_id):
     """End a view: its end time in the viewing log (REC-1)."""
     return service.end_view(current_auth().user, view_id, ip=client_ip(), device=device_id())
+
+
+# --- the attendance record (ATT-9) ------------------------------------------------------------
+
+class SubmissionOut(Schema):
+    id = fields.Integer()
+    course_id = fields.Integer()
+    submitted_by = fields.Integer()
+    submitted_at = fields.String()
+    due_at = fields.String()
+    on_time = fields.Boolean()
+    learners = fields.Integer()
+    sha256 = fields.String()
+
+
+class RecordStatusOut(Schema):
+    course_id = fields.Integer()
+    due_at = fields.String()
+    state = fields.String()
+    submissions = fields.List(fields.Nested(SubmissionOut))
+
+
+@bp.post("/courses/<int:course_id>/attendance-record")
+@roles_required("instructor", "admin")
+@bp.output(SubmissionOut, status_code=201)
+def submit_attendance_record(course_id):
+    """ATT-9: the instructor submits the course's attendance record (a settled snapshot of
+    every learner) within one week after the course ends; 409 ``course_not_ended`` before."""
+    from lms.attendance import records
+
+    return records.submission_dict(records.submit(course_id, current_auth().user))
+
+
+@bp.get("/courses/<int:course_id>/attendance-record")
+@roles_required("instructor", "ta", "admin", "inspector")
+@bp.output(RecordStatusOut)
+def attendance_record(course_id):
+    """ATT-9: the due time, the state (not_due, open, on_time, late, overdue) and every
+    submission of the course's attendance record."""
+    from lms.attendance import records
+
+    return records.record_status(course_id, current_auth().user)

@@ -143,3 +143,21 @@ class ExcuseEvidence(db.Model):
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AttendanceSubmission(db.Model):
+    """The attendance record of a course as its instructor submitted it (ATT-9: within one
+    week after the course ends). Append-only: a correction is a new submission; the
+    snapshot (every learner's statuses, rate and score) and its SHA-256 are kept (REC-1)."""
+
+    __tablename__ = "attendance_submission"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    submitted_by: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    on_time: Mapped[bool] = mapped_column(default=False)
+    learners: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[dict] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))

@@ -538,3 +538,28 @@ def challenge_due(*, played_since: float, threshold: float | None, pending: bool
 def view_idle(last_activity: datetime, now: datetime) -> bool:
     """REC-1: a view with no heartbeat for ``VIEW_IDLE_TIMEOUT`` has ended (``expired``)."""
     return now - last_activity >= VIEW_IDLE_TIMEOUT
+
+
+# --- attendance record submission (ATT-9) ---------------------------------------------------
+
+ATTENDANCE_RECORD_WINDOW = timedelta(days=7)  # ATT-9, Reg. 6②; Guide III-1-다
+
+
+def attendance_record_due(starts_on: date, weeks: int) -> datetime:
+    """ATT-9: the instructor submits the attendance record within one week after the
+    course ends — by 24:00 KST of the seventh day after its last day."""
+    end = datetime.combine(course_ends_on(starts_on, weeks) + timedelta(days=1), time(0, 0), tzinfo=KST)
+    return end + ATTENDANCE_RECORD_WINDOW
+
+
+def attendance_record_state(*, starts_on: date, weeks: int, submitted_at: datetime | None,
+                            now: datetime) -> str:
+    """ATT-9: ``not_due`` while the course runs; ``open`` after it ended and before the
+    due time; ``on_time`` / ``late`` once submitted; ``overdue`` past due unsubmitted."""
+    ended = datetime.combine(course_ends_on(starts_on, weeks) + timedelta(days=1), time(0, 0), tzinfo=KST)
+    due = attendance_record_due(starts_on, weeks)
+    if submitted_at is not None:
+        return "on_time" if submitted_at <= due else "late"
+    if now < ended:
+        return "not_due"
+    return "open" if now <= due else "overdue"

@@ -403,41 +403,67 @@ def _active_learners(course_id: int, learner_ids=None) -> set[int]:
     return set(db.session.scalars(stmt))
 
 
+# Rows fetched per round trip, and ids (or new rows) per statement, while settling.
+SETTLE_CHUNK = 1000
+
+
 def _settle(course_id: int, lessons: list, now: datetime, learner_ids=None) -> int:
     """Store the status the rules give at ``now`` on ``lessons`` for the active enrollees of
     the course and for every existing progress row (or just those of ``learner_ids``).
     Rows whose status changes are updated; a missing row is created when its status is
-    not *pending* (the absent and excused leave a row behind). Returns rows changed."""
+    not *pending* (the absent and excused leave a row behind). Returns rows changed.
+
+    Memory stays small whatever the course's size (10,000 learners × 45 lessons is 450,000
+    pairs): the existing rows are streamed — locked as before, in id order, the order every
+    settle locks in — keeping only the ids whose status changes; the missing pairs come
+    from an anti-join in the database, not from a set of every pair; the changes are
+    written a chunk of ids per UPDATE (one status each) and a chunk of rows per INSERT.
+    The status itself is still ``rules.lesson_status`` of each pair."""
+    from lms.enrolment.models import Enrollment
+
     if not lessons:
         return 0
     by_id = {l.id: l for l in lessons}
-    stmt = (select(LessonProgress.id, LessonProgress.learner_id, LessonProgress.lesson_id,
-                   LessonProgress.completed_at, LessonProgress.status)
-            .where(LessonProgress.lesson_id.in_(list(by_id))).order_by(LessonProgress.id).with_for_update())
+    lesson_ids = list(by_id)
+    existing = (select(LessonProgress.id, LessonProgress.learner_id, LessonProgress.lesson_id,
+                       LessonProgress.completed_at, LessonProgress.status)
+                .where(LessonProgress.lesson_id.in_(lesson_ids)).order_by(LessonProgress.id).with_for_update())
+    missing = (select(Enrollment.user_id, Lesson.id)
+               .join(Lesson, and_(Lesson.course_id == Enrollment.course_id, Lesson.id.in_(lesson_ids)))
+               .outerjoin(LessonProgress, and_(LessonProgress.lesson_id == Lesson.id,
+                                               LessonProgress.learner_id == Enrollment.user_id))
+               .where(Enrollment.course_id == course_id, Enrollment.status == "active",
+                      LessonProgress.id.is_(None)))
     if learner_ids is not None:
-        stmt = stmt.where(LessonProgress.learner_id.in_(list(learner_ids)))
-    rows = {(r.learner_id, r.lesson_id): r for r in db.session.execute(stmt)}
-    pairs = {(a, l.id) for a in _active_learners(course_id, learner_ids) for l in lessons} | set(rows)
+        existing = existing.where(LessonProgress.learner_id.in_(list(learner_ids)))
+        missing = missing.where(Enrollment.user_id.in_(list(learner_ids)))
     excused = excused_pairs(course_id, learner_ids)
-    updates, inserts = [], []
-    for learner, lesson_id in pairs:
-        lesson = by_id[lesson_id]
-        row = rows.get((learner, lesson.id))
-        status = rules.lesson_status(completed_at=row.completed_at if row else None,
-                                     deadline=lesson.attendance_deadline, now=now,
-                                     excused=(learner, lesson.id) in excused)
+
+    def status_of(learner: int, lesson_id: int, completed_at: datetime | None) -> str:
+        return rules.lesson_status(completed_at=completed_at, deadline=by_id[lesson_id].attendance_deadline,
+                                   now=now, excused=(learner, lesson_id) in excused)
+
+    changes: dict[str, list[int]] = {}  # new status → ids of the rows that change to it
+    for row in db.session.execute(existing.execution_options(yield_per=SETTLE_CHUNK)):
+        status = status_of(row.learner_id, row.lesson_id, row.completed_at)
+        if status != row.status:
+            changes.setdefault(status, []).append(row.id)
+    inserts = []
+    for learner, lesson_id in db.session.execute(missing.execution_options(yield_per=SETTLE_CHUNK)):
+        status = status_of(learner, lesson_id, None)
+        if status != rules.PENDING:
+            inserts.append((learner, lesson_id, status))
+    for status, ids in changes.items():
         settled_at = None if status == rules.PENDING else now
-        if row is not None:
-            if row.status != status:
-                updates.append({"id": row.id, "status": status, "settled_at": settled_at})
-        elif status != rules.PENDING:
-            inserts.append({"learner_id": learner, "lesson_id": lesson.id, "course_id": course_id,
-                            "intervals": [], "covered_seconds": 0, "status": status,
-                            "settled_at": settled_at})
-    if updates:
-        db.session.execute(update(LessonProgress), updates)
-    _insert_ignore(LessonProgress, inserts, ["learner_id", "lesson_id"])
-    return len(updates) + len(inserts)
+        for i in range(0, len(ids), SETTLE_CHUNK):
+            db.session.execute(update(LessonProgress).where(LessonProgress.id.in_(ids[i:i + SETTLE_CHUNK]))
+                               .values(status=status, settled_at=settled_at))
+    for i in range(0, len(inserts), SETTLE_CHUNK):
+        _insert_ignore(LessonProgress, [
+            {"learner_id": learner, "lesson_id": lesson_id, "course_id": course_id, "intervals": [],
+             "covered_seconds": 0, "status": status, "settled_at": now}
+            for learner, lesson_id, status in inserts[i:i + SETTLE_CHUNK]], ["learner_id", "lesson_id"])
+    return sum(len(ids) for ids in changes.values()) + len(inserts)
 
 
 def settle_learner(course_id: int, learner_id: int) -> None:

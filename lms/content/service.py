@@ -129,6 +129,11 @@ def publish_warnings(course: Course) -> list[dict]:
         warnings.append({"rule": "CRS-7", "message": "no running instructor is assigned"})
     if "ta" not in roles:
         warnings.append({"rule": "CRS-8", "message": "no TA is assigned"})
+    # CRS-9: classes use content hosted on the platform (every class here is remote).
+    unhosted = [l.id for l in course_lessons(course.id) if l.kind == rules.VIDEO and not l.media_path]
+    if unhosted:
+        warnings.append({"rule": "CRS-9", "message": "video lessons without content uploaded to the LMS",
+                         "lessons": unhosted})
     return warnings
 
 
