@@ -679,11 +679,15 @@ def test_learner_status_list(app, client, users, admin_token, course):
     web_login(client, users, "brd101park")
     home = client.get("/").get_data(as_text=True)
     assert 'href="/my/attendance"' in home and "나의 출석 현황" in home
+    L = course.lessons
+    expected = {str(L[(1, 1)]): "excused", str(L[(1, 2)]): "absent", str(L[(2, 1)]): "attended",
+                str(L[(2, 2)]): "attended", str(L[(3, 1)]): "pending", str(L[(3, 2)]): "pending"}
+    # the home page (the learner's dashboard) itself lists every lesson's status and deadline
+    assert dict(re.findall(r'<tr data-lesson-id="(\d+)" data-status="(\w+)"', home)) == expected
+    assert "2027-03-16 00:00" in home
     html = client.get("/my/attendance").get_data(as_text=True)
     statuses = dict(re.findall(r'<tr data-lesson-id="(\d+)" data-status="(\w+)"', html))
-    L = course.lessons
-    assert statuses == {str(L[(1, 1)]): "excused", str(L[(1, 2)]): "absent", str(L[(2, 1)]): "attended",
-                        str(L[(2, 2)]): "attended", str(L[(3, 1)]): "pending", str(L[(3, 2)]): "pending"}
+    assert statuses == expected
     assert "2027-03-16 00:00" in html and "2027-03-30 00:00" in html
     assert "출석 2 · 결석 1 · 공결 1 · 전체 6차시" in html
     assert "20%" in html  # 3-1 seen one fifth

@@ -109,14 +109,29 @@ def view_events(app, lesson_id: int) -> list[str]:
 
 
 def test_learner_plays_a_lesson_to_the_end_answers_a_challenge_and_is_attended(
-        app, users, lesson_setup, page, monkeypatch):
+        app, users, client, admin_token, browser, live_server, lesson_setup, page, monkeypatch):
     """ATT-1, ATT-4, ENR-2, CRS-11: the player reports what was played, the learner answers
-    the presence challenge, the lesson shows attended."""
+    the presence challenge, the lesson shows attended — and the TA's live board, open in
+    another browser all along, shows the change without a reload."""
     # A heartbeat every second; a presence challenge after 1.5 s of credited playing.
     monkeypatch.setitem(app.config, "PLAYER_HEARTBEAT_SECONDS", 1)
     monkeypatch.setitem(app.config, "CHALLENGE_MIN_MINUTES", 1.5 / 60)
     monkeypatch.setitem(app.config, "CHALLENGE_MAX_MINUTES", 1.5 / 60)
     lesson_id = lesson_setup["lesson_id"]
+
+    # The course's TA watches the live board (refreshing every second) in another browser.
+    ta_id = users.create("ta1", "ta", name="박조교")
+    r = client.post(f"/api/v1/courses/{lesson_setup['course_id']}/staff", json={"user_id": ta_id, "role": "ta"},
+                    headers=bearer(admin_token))
+    assert r.status_code == 201, r.get_json()
+    ta_ctx = browser.new_context(base_url=live_server.url, locale="ko-KR")
+    ta_ctx.set_default_timeout(20_000)
+    board = ta_ctx.new_page()
+    browser_login(board, users, "ta1")
+    board.goto(f"/courses/{lesson_setup['course_id']}/board?refresh=1")
+    attended_cell = board.locator(f'tr[data-learner-id="{lesson_setup["learner_id"]}"] td[data-field="attended"]')
+    expect(attended_cell).to_have_text("0")
+    board.evaluate("() => { window.__sameDocument = true; }")
 
     browser_login(page, users, "learner1")
     # The dashboard leads to the learner's courses, and on to the course.
@@ -182,6 +197,11 @@ def test_learner_plays_a_lesson_to_the_end_answers_a_challenge_and_is_attended(
     expect(page.get_by_test_id("week-attended")).to_have_text("2차시 중 출석 1")
     assert page.js_errors == []
     page.screenshot(path=os.path.join(SCREENSHOT_DIR, "player_done.png"))
+
+    # CRS-11: the TA's board shows the attended lesson within its refresh, without a reload.
+    expect(attended_cell).to_have_text("1", timeout=12_000)
+    assert board.evaluate("() => window.__sameDocument === true")
+    ta_ctx.close()
 
     kinds = view_events(app, lesson_id)
     assert kinds[0] == "start" and "challenge" in kinds and "challenge_fail" in kinds and "challenge_ok" in kinds

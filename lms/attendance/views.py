@@ -126,6 +126,16 @@ def staff_courses():
     return render_template("board_courses.html", courses=service.board_courses(user), now=clock.now())
 
 
+def learner_dashboard_panel(user) -> str:
+    """The learner's home page shows every lesson's status and deadline (issue: the
+    learner's own dashboard), as /my/attendance does."""
+    now = clock.now()
+    return render_template("_my_lessons.html", courses=service.learner_status(user, now=now), now=now)
+
+
+DASHBOARD_PANELS = {"learner": [learner_dashboard_panel]}
+
+
 @bp.route("/my/attendance")
 @page_roles_required("learner")
 def my_attendance():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
+from markupsafe import Markup
 
 from lms.security import current_auth, page_roles_required
 
@@ -24,11 +25,28 @@ def dashboard_links(role: str) -> list[tuple[str, str]]:
     return links
 
 
+def dashboard_panels(user) -> list[Markup]:
+    """HTML panels of the home page for ``user``: each registering module's
+    ``DASHBOARD_PANELS`` (role → [function(user) → HTML])."""
+    import sys
+
+    panels, seen = [], set()
+    for blueprint in current_app.blueprints.values():
+        if blueprint.import_name in seen:
+            continue
+        seen.add(blueprint.import_name)
+        mod = sys.modules.get(blueprint.import_name)
+        for panel in getattr(mod, "DASHBOARD_PANELS", {}).get(user.role, []):
+            panels.append(Markup(panel(user)))
+    return panels
+
+
 @bp.route("/")
 @page_roles_required()
 def home():
     user = current_auth().user
-    return render_template("dashboard.html", user=user, links=dashboard_links(user.role))
+    return render_template("dashboard.html", user=user, links=dashboard_links(user.role),
+                           panels=dashboard_panels(user))
 
 
 @bp.after_app_request
