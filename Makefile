@@ -52,6 +52,8 @@ test-postgresql: install
 bench: install
 	@bash scripts/ensure-services.sh redis postgresql wrk
 	$(PY) bench/bench_me.py
+	$(PY) bench/bench_heartbeat.py
+	$(PY) bench/bench_settle.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3 .pytest_cache

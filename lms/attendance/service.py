@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 
 from lms import clock
 from lms.attendance import rules
@@ -80,14 +80,21 @@ def _locked(model, row_id: int):
                              .execution_options(populate_existing=True))
 
 
-def _insert_ignore(model, rows: list[dict], conflict: list[str]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite)."""
+def _insert_ignore(model, rows: list[dict], conflict: list[str], *, batched: bool = False) -> None:
+    """INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite). ``batched`` for many rows:
+    a Core INSERT with RETURNING, which SQLAlchemy sends as multi-row VALUES (its
+    "insertmanyvalues", up to 1000 rows a statement) instead of one execution per row."""
     if not rows:
         return
     if _sqlite():
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    if batched:
+        table = model.__table__
+        db.session.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=conflict)
+                           .returning(table.c.id), rows)
+        return
     db.session.execute(dialect_insert(model).on_conflict_do_nothing(index_elements=conflict), rows)
 
 
@@ -108,11 +115,16 @@ def _progress_locked(learner_id: int, lesson: Lesson) -> LessonProgress:
     return row
 
 
-def _event(view: LessonView, kind: str, at: datetime, **values) -> ViewEvent:
-    ev = ViewEvent(view_id=view.id, learner_id=view.learner_id, lesson_id=view.lesson_id,
-                   course_id=view.course_id, at=at, kind=kind, **values)
-    db.session.add(ev)
-    return ev
+_EVENT_INSERT = ViewEvent.__table__.insert()
+
+
+def _event(view: LessonView, kind: str, at: datetime, **values) -> None:
+    """Append a row to the viewing log (REC-1) now, in the current transaction: a Core
+    INSERT, without the unit of work's bookkeeping for a row nothing reads back (a
+    heartbeat writes one per request). Rows get their ids in the order of these calls."""
+    db.session.execute(_EVENT_INSERT, {"view_id": view.id, "learner_id": view.learner_id,
+                                       "lesson_id": view.lesson_id, "course_id": view.course_id,
+                                       "at": at, "kind": kind, **values})
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -148,7 +160,38 @@ def excused_pairs(course_id: int, learner_ids=None) -> set[tuple[int, int]]:
 def _own_view(user: User, view_id: int) -> LessonView:
     """The view, locked, when it is ``user``'s; 404 otherwise (another learner's view is
     not revealed); 409 ``view_ended`` once it has ended."""
-    view = _locked(LessonView, view_id)
+    return _check_own_view(user, _locked(LessonView, view_id))
+
+
+# A heartbeat's first read, one round trip: its view, the view's lesson and the learner's
+# progress row of it, view and progress locked (FOR UPDATE OF in that order: the lock
+# order of every path, view → progress). The progress row exists once the view has
+# started; when it does not, the join finds nothing and the heartbeat reads them apart.
+_VIEW_LESSON_PROGRESS = (
+    select(LessonView, Lesson, LessonProgress).join(Lesson, Lesson.id == LessonView.lesson_id)
+    .join(LessonProgress, and_(LessonProgress.learner_id == LessonView.learner_id,
+                               LessonProgress.lesson_id == LessonView.lesson_id))
+    .where(LessonView.id == bindparam("view_id")).with_for_update(of=[LessonView, LessonProgress])
+    .execution_options(populate_existing=True))
+
+
+def _heartbeat_rows(user: User, view_id: int) -> tuple[LessonView, Lesson, LessonProgress]:
+    """``_own_view``, the view's lesson and ``_progress_locked`` of it, read together when
+    the progress row exists (on SQLite a no-op write takes the database's write lock
+    first, as ``_locked`` does)."""
+    if _sqlite():
+        db.session.execute(update(LessonView).where(LessonView.id == view_id).values(id=LessonView.id)
+                           .execution_options(synchronize_session=False))
+    row = db.session.execute(_VIEW_LESSON_PROGRESS, {"view_id": view_id}).first()
+    if row is None:
+        view = _own_view(user, view_id)
+        lesson = db.session.get(Lesson, view.lesson_id)
+        return view, lesson, _progress_locked(view.learner_id, lesson)
+    view = _check_own_view(user, row[0])
+    return view, row[1], row[2]
+
+
+def _check_own_view(user: User, view: LessonView | None) -> LessonView:
     if view is None or view.learner_id != user.id:
         raise not_found("view")
     if view.ended_at is not None:
@@ -246,9 +289,7 @@ def heartbeat(user: User, view_id: int, segments: list, *, ip: str | None, devic
     """Credit a heartbeat (ATT-4) and answer with the lesson's progress. ``segments`` has
     been validated (``rules.segment_problem``) before anything is written. Committed
     before the answer: a heartbeat answered 200 is durable."""
-    view = _own_view(user, view_id)
-    lesson = db.session.get(Lesson, view.lesson_id)
-    progress = _progress_locked(view.learner_id, lesson)
+    view, lesson, progress = _heartbeat_rows(user, view_id)
     now = clock.now()
     length = lesson_length(lesson)
     since = view.last_heartbeat_at or view.started_at
@@ -462,7 +503,8 @@ def _settle(course_id: int, lessons: list, now: datetime, learner_ids=None) -> i
         _insert_ignore(LessonProgress, [
             {"learner_id": learner, "lesson_id": lesson_id, "course_id": course_id, "intervals": [],
              "covered_seconds": 0, "status": status, "settled_at": now}
-            for learner, lesson_id, status in inserts[i:i + SETTLE_CHUNK]], ["learner_id", "lesson_id"])
+            for learner, lesson_id, status in inserts[i:i + SETTLE_CHUNK]], ["learner_id", "lesson_id"],
+            batched=True)
     return sum(len(ids) for ids in changes.values()) + len(inserts)
 
 

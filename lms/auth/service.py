@@ -228,11 +228,17 @@ class SessionCheck:
 
 
 # Built once: every authenticated request runs it (the statement's cache key is memoised).
+# Only the columns the checks and the usual views need are read (and only ``name`` of the
+# encrypted ones decrypted); any other attribute loads on first use, as deferred columns do.
 _SESSION_AND_USER = (
     select(UserSession, User).join(User, User.id == UserSession.user_id)
     .where(UserSession.token_hash == bindparam("token_hash"))
-    .options(load_only(UserSession.user_id, UserSession.last_seen_at, UserSession.ended_at, UserSession.end_reason),
-             load_only(User.institution_id, User.username, User.role, User.name, User.disability, User.locked, User.expires_at))
+    .options(
+        load_only(UserSession.user_id, UserSession.last_seen_at, UserSession.ended_at,
+                  UserSession.end_reason),
+        load_only(User.institution_id, User.username, User.role, User.name, User.disability,
+                  User.locked, User.expires_at),
+    )
 )
 
 
