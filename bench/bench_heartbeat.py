@@ -2,7 +2,7 @@
 against a bare Flask endpoint in the same run, and no heartbeat lost when the web
 process is killed mid-load.
 
-    .venv/bin/python bench/bench_heartbeat.py [--learners 2000] [--duration 20] [--paced-duration 30]
+    .venv/bin/python bench/bench_heartbeat.py [--learners 2000] [--duration 15] [--paced-duration 30]
                                               [--kill both] [--check-targets]
 
 One command does everything: a fresh PostgreSQL database (dropped at the end), Alembic
@@ -27,7 +27,8 @@ than every 10 s has the rest of its 10 s discarded as excess — the report give
    sending one heartbeat per ``--pace-ms`` (10 s), first ones spread over the first period
    — 2,000 learners offer 200 heartbeats/s — each on a new connection closed after the
    answer (``--player-conn close``: what the README's nginx does towards gunicorn by
-   default) or on its own keep-alive connection (``keep``). Throughput, p50/p90/p99 as a player sees them, and the
+   default), on a shared pool of ``--pool-size`` keep-alive connections (``pool``: a proxy
+   with upstream keep-alive) or on its own keep-alive connection (``keep``). Throughput, p50/p90/p99 as a player sees them, and the
    share of the machine's CPU gunicorn and PostgreSQL used. This is the target's test:
    the saturation run's p99 is queueing (64 connections always waiting on a saturated
    server: p99 ≈ 64 / throughput), not what a player at 200/s sees.
@@ -83,18 +84,20 @@ def parse_args(argv=None):
     p.add_argument("--learners", type=int, default=2000, help="learners, each with one open view")
     p.add_argument("--api-logins", type=int, default=8,
                    help="learners logged in through the real API (the rest: open_session)")
-    p.add_argument("--duration", type=int, default=20, help="seconds measured per endpoint")
+    p.add_argument("--duration", type=int, default=15, help="seconds measured per endpoint")
     p.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load first")
     p.add_argument("--kill", choices=("worker", "server", "both", "none"), default="both")
-    p.add_argument("--kill-duration", type=int, default=16, help="seconds of each kill run")
+    p.add_argument("--kill-duration", type=int, default=12, help="seconds of each kill run")
     p.add_argument("--paced-duration", type=int, default=30,
                    help="seconds of the paced run: every learner a connection sending one heartbeat "
                         "per --pace-ms (0: skip it)")
     p.add_argument("--pace-ms", type=int, default=10000, help="a player's wait between heartbeats")
-    p.add_argument("--player-conn", choices=("close", "keep"), default="close",
+    p.add_argument("--player-conn", choices=("close", "pool", "keep"), default="close",
                    help="paced players: a new connection per heartbeat, closed after it (what the "
-                        "README's nginx proxy does towards gunicorn by default), or each player's own "
-                        "keep-alive connection (2,000 idle connections held by gunicorn)")
+                        "README's nginx proxy does towards gunicorn by default); a pool of "
+                        "--pool-size keep-alive connections shared by all players (a proxy with "
+                        "upstream keep-alive); or each player's own keep-alive connection")
+    p.add_argument("--pool-size", type=int, default=32, help="connections of --player-conn pool")
     p.add_argument("--keep-alive", type=int, default=None,
                    help="gunicorn keep-alive seconds (both servers; default bench_me.py's 5, or 20 "
                         "with --player-conn keep so an idle player's connection stays open)")
@@ -505,11 +508,14 @@ class Players:
     wait, leaves them idle, and gunicorn's gthread worker holds a thread up to 5 s for a new
     connection that sends nothing — a stall no browser or proxy causes.)"""
 
-    def __init__(self, port: int, learners: list[dict], segment: float, keep: bool):
+    def __init__(self, port: int, learners: list[dict], segment: float, mode: str, pool_size: int = 32):
         self.port = port
         self.learners = learners
         self.segment = segment
-        self.keep = keep
+        self.mode = mode
+        self.keep = mode != "close"
+        self.pool_size = pool_size
+        self.pool = None  # asyncio.Queue of connections (None: not opened yet) for "pool"
         self.latencies: list[float] = []
         self.statuses: dict[int, int] = {}
         self.ok: dict[int, tuple[int, float]] = {}
@@ -554,6 +560,8 @@ class Players:
             self.lateness.append(max(0.0, loop.time() - due))
             n += 1
             t = time.perf_counter()
+            if self.mode == "pool":
+                conn = await self.pool.get()  # waiting for a free connection counts in the latency
             try:
                 if conn is None:
                     conn = await asyncio.open_connection("127.0.0.1", self.port)
@@ -563,10 +571,15 @@ class Players:
                 if conn is not None:
                     conn[1].close()
                 conn = None
+                if self.mode == "pool":
+                    self.pool.put_nowait(None)
                 continue
             self.latencies.append(time.perf_counter() - t)
-            if not self.keep:
+            if self.mode == "close":
                 conn[1].close()
+                conn = None
+            elif self.mode == "pool":
+                self.pool.put_nowait(conn)
                 conn = None
             self.statuses[status] = self.statuses.get(status, 0) + 1
             if status == 200:
@@ -576,16 +589,27 @@ class Players:
         if conn is not None:
             conn[1].close()
 
+    def close_pool(self) -> None:
+        while self.pool is not None and not self.pool.empty():
+            conn = self.pool.get_nowait()
+            if conn is not None:
+                conn[1].close()
+
     def run(self, duration: float, pace: float) -> dict:
         import asyncio
         import random
 
         async def main():
             loop = asyncio.get_running_loop()
+            if self.mode == "pool":
+                self.pool = asyncio.Queue()
+                for _ in range(self.pool_size):
+                    self.pool.put_nowait(None)
             t0 = loop.time() + 0.5
             rng = random.Random(7)
             await asyncio.gather(*(self._player(l, t0, rng.uniform(0, pace), pace, t0 + duration)
                                    for l in self.learners))
+            self.close_pool()
 
         cpu0, wall0 = time.process_time(), time.perf_counter()
         asyncio.run(main())
@@ -603,6 +627,12 @@ class Players:
                                        if self.lateness else 0.0)}
 
 
+def conn_label(args) -> str:
+    return {"close": "a new connection per heartbeat",
+            "pool": f"{args.pool_size} keep-alive connections shared (a proxy's upstream pool)",
+            "keep": "each player's own keep-alive connection"}[args.player_conn]
+
+
 def paced_run(args, bdb, learners: list[dict], srv: Server, meter: CpuMeter, invalid: list) -> dict:
     """Every learner a player sending one heartbeat per ``--pace-ms``: the offered load of
     that many concurrently watching learners. Latency here is what a player sees at that
@@ -615,9 +645,8 @@ def paced_run(args, bdb, learners: list[dict], srv: Server, meter: CpuMeter, inv
     cpu0 = meter.snapshot()
     la = load_average()
     log(f"paced: {len(learners)} players, one heartbeat each per {pace:g} s (offered {offered:.0f}/s), "
-        + ("each on its own keep-alive connection" if args.player_conn == "keep" else
-           "a new connection per heartbeat") + f", for {args.paced_duration}s ...")
-    players = Players(srv.port, learners, args.segment, keep=args.player_conn == "keep")
+        f"{conn_label(args)}, for {args.paced_duration}s ...")
+    players = Players(srv.port, learners, args.segment, args.player_conn, args.pool_size)
     res = players.run(args.paced_duration, pace)
     cpu = CpuMeter.delta(cpu0, meter.snapshot())
     after = settled_totals(bdb)
@@ -720,7 +749,7 @@ def report(args, info, results, paced, kills, rc, invalid, n_learners, started, 
           f"({ceiling * 10:,.0f} learners)")
     if paced:
         ok = paced["rps"] >= 0.95 * TARGET_RPS and paced["lat_p99_ms"] < TARGET_P99_MS
-        print(f"paced ({'keep-alive connections' if args.player_conn == 'keep' else 'a connection per heartbeat'}): "
+        print(f"paced ({conn_label(args)}): "
               f"{n_learners} players at one heartbeat per {args.pace_ms / 1000:g} s: {paced['rps']:.0f}/s "
               f"(offered {paced['offered_rps']:.0f}), p50 {paced['lat_p50_ms']:.1f} ms, p90 "
               f"{paced['lat_p90_ms']:.1f} ms, p99 {paced['lat_p99_ms']:.1f} ms, non-2xx {paced['non_2xx']}, "
@@ -763,7 +792,7 @@ def finish(args, info, results, paced, kills, rc, invalid, n_learners, load_star
         "settings": {k: getattr(args, k) for k in ("duration", "warmup", "connections", "wrk_threads", "workers",
                                                    "worker_class", "threads", "segment", "kill",
                                                    "kill_duration", "challenges", "paced_duration",
-                                                   "pace_ms", "player_conn", "keep_alive")},
+                                                   "pace_ms", "player_conn", "pool_size", "keep_alive")},
         "results": results, "paced": paced, "learners_carried": lms["rps"] * 10, "ratio": lms["rps"] / results["bare"]["rps"],
         "kill_runs": kills, "recompute": rc, "targets_met": targets_met, "invalid": invalid,
     }, indent=2, ensure_ascii=False, default=str))
