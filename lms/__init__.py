@@ -13,7 +13,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 # Capability packages. Each may provide ``api.bp`` (JSON API under /api/v1),
-# ``views.bp`` (HTML pages), ``models`` (tables) and ``jobs.PERIODIC`` (scheduled jobs).
+# ``views.bp`` (HTML pages), more blueprint modules named in the package's
+# ``BLUEPRINT_MODULES``, ``models`` (tables) and ``jobs.PERIODIC`` (scheduled jobs).
 PACKAGES = (
     "lms.core",
     "lms.auth",
@@ -104,7 +105,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     init_security(app)
 
     for pkg in PACKAGES:
-        for kind in ("api", "views"):
+        # A package may list more blueprint modules in its ``BLUEPRINT_MODULES``.
+        extra = getattr(importlib.import_module(pkg), "BLUEPRINT_MODULES", ())
+        for kind in ("api", "views", *extra):
             mod = _optional(f"{pkg}.{kind}")
             if mod is not None and hasattr(mod, "bp"):
                 app.register_blueprint(mod.bp)

@@ -89,3 +89,37 @@ def commit_keeping_loaded() -> None:
         session.commit()
     finally:
         session.expire_on_commit = previous
+
+
+def is_sqlite() -> bool:
+    return db.session.get_bind().dialect.name == "sqlite"
+
+
+def lock_row(model, row_id: int):
+    """The row of ``model`` with id ``row_id`` locked for this transaction (None if absent).
+    PostgreSQL: ``SELECT … FOR UPDATE``. SQLite ignores FOR UPDATE, so a no-op UPDATE first
+    takes the database's write lock (a second writer waits for this transaction)."""
+    from sqlalchemy import select, update
+
+    if is_sqlite():
+        db.session.execute(update(model).where(model.id == row_id).values(id=model.id)
+                           .execution_options(synchronize_session=False))
+    return db.session.scalar(select(model).where(model.id == row_id).with_for_update()
+                             .execution_options(populate_existing=True))
+
+
+def advisory_lock(*keys: str) -> None:
+    """Serialise transactions on the named keys until this transaction ends, on every web
+    process. PostgreSQL: ``pg_advisory_xact_lock`` per key (sorted, so two transactions
+    never wait on each other in opposite orders). SQLite: the database's write lock, taken
+    by a write to the ``alembic_version`` row (SQLite has one writer at a time)."""
+    import hashlib
+
+    from sqlalchemy import text
+
+    if is_sqlite():
+        db.session.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        return
+    for key in sorted(set(keys)):
+        n = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:n)"), {"n": n})

@@ -34,7 +34,7 @@ from lms.attendance.models import (ExcuseLesson, ExcuseRequest, LessonProgress, 
                                    ViewEvent)
 from lms.auth.models import User
 from lms.content.models import Course, Lesson
-from lms.db import db
+from lms.db import db, is_sqlite, lock_row
 from lms.errors import ApiError, forbidden, not_found
 
 _random = secrets.SystemRandom()
@@ -66,18 +66,10 @@ def challenges_on() -> bool:
 # --- locking helpers ---------------------------------------------------------------------
 
 def _sqlite() -> bool:
-    return db.session.get_bind().dialect.name == "sqlite"
+    return is_sqlite()
 
 
-def _locked(model, row_id: int):
-    """The row of ``model`` with id ``row_id`` locked for this transaction (None if absent).
-    PostgreSQL: ``SELECT … FOR UPDATE``. SQLite ignores FOR UPDATE, so a no-op UPDATE first
-    takes the database's write lock (a second writer waits for this transaction)."""
-    if _sqlite():
-        db.session.execute(update(model).where(model.id == row_id).values(id=model.id)
-                           .execution_options(synchronize_session=False))
-    return db.session.scalar(select(model).where(model.id == row_id).with_for_update()
-                             .execution_options(populate_existing=True))
+_locked = lock_row
 
 
 def _insert_ignore(model, rows: list[dict], conflict: list[str], *, batched: bool = False) -> None:

@@ -30,6 +30,9 @@ class Item(db.Model):
     tags: Mapped[list | None] = mapped_column(JSON)  # e.g. ["week:3", "topic:..."]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # replaced (EXM-5)
+    # EXM-5: the item this one replaces in the bank (item analysis flags, term report counts).
+    replaces_item_id: Mapped[int | None] = mapped_column(ForeignKey("item.id"))
+    created_by: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -47,6 +50,8 @@ class ItemVersion(db.Model):
     model_answer: Mapped[str | None] = mapped_column(Text)  # subjective items (EXM-12)
     rubric: Mapped[str | None] = mapped_column(Text)
     points: Mapped[float] = mapped_column(Float)
+    tags: Mapped[list | None] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("item_id", "version", name="uq_item_version_item_version"),)
@@ -67,7 +72,12 @@ class Exam(db.Model):
     requires_seb: Mapped[bool] = mapped_column(Boolean, default=False)
     seb_config_key: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft|announced|closed
+    created_by: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by the job that runs after the window closes (auto-submit, copy detection,
+    # item analysis); None until then.
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Attempt(db.Model):
@@ -89,6 +99,7 @@ class Attempt(db.Model):
     needs_grading: Mapped[bool] = mapped_column(Boolean, default=False)  # essays pending
     is_makeup: Mapped[bool] = mapped_column(Boolean, default=False)  # EXM-11: grade capped at B+
     cheating_found: Mapped[bool] = mapped_column(Boolean, default=False)  # EXM-13
+    makeup_request_id: Mapped[int | None] = mapped_column(Integer)  # EXM-11
 
     __table_args__ = (UniqueConstraint("exam_id", "learner_id", name="uq_attempt_exam_learner"),)
 
@@ -106,6 +117,10 @@ class AttemptItem(db.Model):
     choice_order: Mapped[list | None] = mapped_column(JSON)  # shown index → original index
     answer: Mapped[object | None] = mapped_column(JSON)  # latest saved (derived from events)
     awarded: Mapped[float | None] = mapped_column(Float)  # points given (derived)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    graded_by: Mapped[int | None] = mapped_column(Integer)  # essays: the instructor
+    graded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    grader_comment: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("attempt_id", "item_id", name="uq_attempt_item_attempt_item"),)
 
@@ -120,7 +135,8 @@ class AttemptEvent(db.Model):
     exam_id: Mapped[int] = mapped_column(Integer)
     learner_id: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # started|answer|ip_changed|device_changed|incident|submitted|auto_submitted|cheating_finding
+    # started|resumed|answer|ip_changed|device_changed|blocked|incident|submitted|
+    # auto_submitted|graded|cheating_finding
     kind: Mapped[str] = mapped_column(String(20))
     ip: Mapped[str | None] = mapped_column(String(45))
     device: Mapped[str | None] = mapped_column(String(128))
@@ -130,3 +146,76 @@ class AttemptEvent(db.Model):
 
     __table_args__ = (Index("ix_attempt_event_exam_at", "exam_id", "at"),
                       Index("ix_attempt_event_learner_at", "learner_id", "at"))
+
+
+class ItemAnalysis(db.Model):
+    """EXM-5: per item of a regular exam, computed after it closes (derived; recomputable)."""
+
+    __tablename__ = "item_analysis"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exam.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"), index=True)
+    drawn: Mapped[int] = mapped_column(Integer)  # attempts that showed the item
+    answered: Mapped[int] = mapped_column(Integer)
+    correct_rate: Mapped[float | None] = mapped_column(Float)  # mean share of points
+    discrimination: Mapped[float | None] = mapped_column(Float)  # upper − lower group rate
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_reason: Mapped[str | None] = mapped_column(String(200))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("exam_id", "item_id", name="uq_item_analysis_exam_item"),)
+
+
+class MakeupRequest(db.Model):
+    """EXM-11: a learner's application for a make-up exam (추가시험) of a regular exam."""
+
+    __tablename__ = "makeup_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exam.id"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|rejected
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_ip: Mapped[str | None] = mapped_column(String(45))
+    decided_by: Mapped[int | None] = mapped_column(Integer)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_comment: Mapped[str | None] = mapped_column(Text)
+    window_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    window_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # approval + 5 days
+
+    __table_args__ = (UniqueConstraint("exam_id", "learner_id", name="uq_makeup_request_exam_learner"),)
+
+
+class MakeupEvidence(db.Model):
+    __tablename__ = "makeup_evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("makeup_request.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    stored_path: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CheatingFinding(db.Model):
+    """EXM-13: an instructor's finding of cheating on an attempt — no grade for the course.
+    Append-only evidence."""
+
+    __tablename__ = "cheating_finding"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempt.id"), index=True)
+    exam_id: Mapped[int] = mapped_column(Integer)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # proxy_exam|early_view|answers_outside_time|...
+    description: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    found_by: Mapped[int] = mapped_column(Integer)
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime())

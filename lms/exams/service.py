@@ -1,0 +1,585 @@
+"""Exams and attempts: the transactions (EXM-1…5, EXM-7…10, EXM-12).
+
+- **Exams.** ``create_exam``/``update_exam`` validate against every rule at once
+  (``rules.exam_problems``) and refuse with 422 naming each broken rule. An exam is
+  announced at creation unless ``announce`` is false; ``announce_exam`` publishes it on the
+  public notice page and notifies every enrolled learner (in-app notice + e-mail outbox);
+  the announcement time is stored (EXM-7 evidence).
+- **Attempts.** ``start_attempt`` re-checks identity with a fresh OTP code (EXM-8), checks
+  Safe Exam Browser when the exam requires it, checks the learner's IP and device against
+  other learners' attempts under a lock (EXM-9, ``lms.proctoring.service``), draws the items
+  at random per difficulty with a stored seed (EXM-3) and sets the deadline (EXM-4).
+  ``save_answer`` stores an answer (durable once answered 200), refusing it with 409 after
+  the deadline or submission; ``submit_attempt`` scores the objective items at once;
+  ``submit_overdue`` (a periodic job) submits every attempt whose deadline has passed.
+- **Evidence** (EXM-10, REC-1): ``attempt_event`` rows — started, resumed, every answer save
+  with its time, IP and device, address changes, blocks, incidents, submission — are only
+  ever appended. ``Attempt``/``AttemptItem`` hold summaries derived from them.
+
+Lock order: the attempt row (``lock_row``), then address locks.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from lms import clock
+from lms.auth.models import User
+from lms.content.models import Course, Syllabus
+from lms.content.service import course_for_viewer, get_course, is_enrolled, staff_roles
+from lms.db import db, lock_row
+from lms.enrolment.models import Enrollment
+from lms.errors import ApiError, RuleViolation, forbidden, not_found
+from lms.exams import items as bank
+from lms.exams import rules
+from lms.exams.models import Attempt, AttemptEvent, AttemptItem, Exam, Item, ItemVersion, MakeupRequest
+from lms.proctoring import rules as proctor_rules
+from lms.proctoring import service as proctoring
+
+# AttemptEvent kinds (exam evidence).
+STARTED, RESUMED, ANSWER, IP_CHANGED, DEVICE_CHANGED, BLOCKED, INCIDENT = (
+    "started", "resumed", "answer", "ip_changed", "device_changed", "blocked", "incident")
+SUBMITTED, AUTO_SUBMITTED = "submitted", "auto_submitted"
+
+_EVENT_INSERT = AttemptEvent.__table__.insert()
+
+
+def event(attempt: Attempt, kind: str, at: datetime, **values) -> None:
+    """Append one exam-evidence row in the current transaction (never updated)."""
+    db.session.execute(_EVENT_INSERT, {"attempt_id": attempt.id, "exam_id": attempt.exam_id,
+                                       "learner_id": attempt.learner_id, "at": at, "kind": kind, **values})
+
+
+# --- exams -------------------------------------------------------------------------------------
+
+def _period(course_id: int, kind: str) -> tuple[date, date] | None:
+    periods = db.session.scalar(select(Syllabus.exam_periods).where(Syllabus.course_id == course_id)) or {}
+    p = periods.get(kind)
+    if not p:
+        return None
+    return date.fromisoformat(p[0]), date.fromisoformat(p[1])
+
+
+def _check(course: Course, data: dict, announced_at: datetime) -> None:
+    problems = rules.exam_problems(
+        kind=data["kind"], opens_at=data["opens_at"], closes_at=data["closes_at"],
+        duration_minutes=data["duration_minutes"], items_per_difficulty=data["items_per_difficulty"],
+        levels=bank.levels_for(course.institution_id), bank_counts=bank.bank_counts(course.id),
+        announced_at=announced_at, period=_period(course.id, data["kind"]))
+    if problems:
+        ids = sorted({p.rule for p in problems}, key=lambda r: int(r.split("-")[1]))
+        raise RuleViolation(ids, "; ".join(f"{p.rule}: {p.message}" for p in problems),
+                            details=[p.as_dict() for p in problems])
+
+
+def _validate_shape(data: dict) -> None:
+    if data["kind"] not in rules.EXAM_KINDS:
+        raise ApiError(400, "invalid_request", f"kind must be one of {', '.join(rules.EXAM_KINDS)}")
+    if data["duration_minutes"] < 1:
+        raise ApiError(400, "invalid_request", "duration_minutes must be at least 1")
+    ipd = data["items_per_difficulty"]
+    if not ipd or any(not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 500 for n in ipd.values()):
+        raise ApiError(400, "invalid_request", "items_per_difficulty maps levels to counts 0…500")
+    if data.get("requires_seb") and not data.get("seb_config_key"):
+        raise ApiError(400, "invalid_request", "an exam that requires Safe Exam Browser needs seb_config_key")
+
+
+def course_for_exams(course_id: int, user: User) -> Course:
+    return bank.course_for_items(course_id, user)
+
+
+def create_exam(course: Course, user: User, data: dict) -> Exam:
+    """A new exam; 422 naming every broken rule (EXM-2/3/4/5/7). Announced at once unless
+    ``announce`` is false (EXM-7 is then checked against now, the earliest announcement)."""
+    _validate_shape(data)
+    now = clock.now()
+    _check(course, data, now)
+    exam = Exam(course_id=course.id, title=data["title"], kind=data["kind"], opens_at=data["opens_at"],
+                closes_at=data["closes_at"], duration_minutes=data["duration_minutes"],
+                items_per_difficulty=dict(data["items_per_difficulty"]),
+                requires_seb=bool(data.get("requires_seb")), seb_config_key=data.get("seb_config_key"),
+                status="draft", created_by=user.id, created_at=now)
+    db.session.add(exam)
+    db.session.flush()
+    if data.get("announce", True):
+        announce_exam(exam, course, now)
+    return exam
+
+
+def _has_attempts(exam_id: int) -> bool:
+    return db.session.scalar(select(Attempt.id).where(Attempt.exam_id == exam_id).limit(1)) is not None
+
+
+def update_exam(exam: Exam, course: Course, data: dict) -> Exam:
+    """Change an exam before anyone has started it (409 ``exam_started`` after); the whole
+    definition is re-checked, EXM-7 against the stored announcement."""
+    if _has_attempts(exam.id):
+        raise ApiError(409, "exam_started", "learners have started this exam: it can no longer change")
+    merged = {k: getattr(exam, k) for k in ("title", "kind", "opens_at", "closes_at", "duration_minutes",
+                                            "items_per_difficulty", "requires_seb", "seb_config_key")}
+    merged.update({k: v for k, v in data.items() if k != "announce"})
+    _validate_shape(merged)
+    now = clock.now()
+    _check(course, merged, exam.announced_at or now)
+    window_changed = (merged["opens_at"], merged["closes_at"]) != (exam.opens_at, exam.closes_at)
+    for k, v in merged.items():
+        setattr(exam, k, v)
+    exam.updated_at = now
+    if exam.announced_at is None and data.get("announce"):
+        announce_exam(exam, course, now)
+    elif exam.announced_at is not None and window_changed:
+        _notify(exam, course, changed=True)
+    db.session.flush()
+    return exam
+
+
+def announce_exam(exam: Exam, course: Course, now: datetime) -> None:
+    """EXM-7: publish on the public notice page and notify each enrolled learner; the
+    announcement must come at least 14 days before the start."""
+    if exam.announced_at is not None:
+        raise ApiError(409, "already_announced", "the exam is already announced")
+    if exam.opens_at - now < rules.ANNOUNCE_LEAD:
+        raise RuleViolation(["EXM-7"], "EXM-7: the exam starts less than 14 days after now, "
+                                       "the earliest announcement")
+    exam.announced_at = now
+    exam.status = "announced"
+    db.session.flush()
+    _notify(exam, course, changed=False)
+
+
+def _notify(exam: Exam, course: Course, *, changed: bool) -> None:
+    from lms.notify.service import notify_users
+
+    learners = db.session.scalars(select(Enrollment.user_id).where(Enrollment.course_id == course.id,
+                                                                   Enrollment.status == "active"))
+    when = f"{clock.to_kst(exam.opens_at):%Y-%m-%d %H:%M} – {clock.to_kst(exam.closes_at):%Y-%m-%d %H:%M} (KST)"
+    subject = f"[{course.code}] {'시험 일정 변경' if changed else '시험 공지'}: {exam.title}"
+    body = (f"{course.title} — {exam.title}\n응시 기간: {when}\n시험 시간: {exam.duration_minutes}분"
+            f"\n(장애 학습자는 최대 {rules.DISABILITY_MAX_MINUTES}분)")
+    notify_users(list(learners), kind="exam_announced", subject=subject, body=body, link=f"/exams/{exam.id}")
+
+
+def get_exam(exam_id: int, user: User) -> tuple[Exam, Course]:
+    exam = db.session.get(Exam, exam_id)
+    if exam is None:
+        raise not_found("exam")
+    course = get_course(exam.course_id, user)  # 404 across institutions
+    return exam, course
+
+
+def exam_for_viewer(exam_id: int, user: User) -> tuple[Exam, Course]:
+    """Learners see announced exams of their courses; staff, admins, inspectors any."""
+    exam, course = get_exam(exam_id, user)
+    course_for_viewer(course.id, user)
+    if user.role == "learner" and exam.announced_at is None:
+        raise not_found("exam")
+    return exam, course
+
+
+def exam_for_manager(exam_id: int, user: User) -> tuple[Exam, Course]:
+    exam, course = get_exam(exam_id, user)
+    course_for_exams(course.id, user)
+    return exam, course
+
+
+def list_exams(course: Course, user: User) -> list[Exam]:
+    q = select(Exam).where(Exam.course_id == course.id).order_by(Exam.opens_at, Exam.id)
+    if user.role == "learner":
+        q = q.where(Exam.announced_at.is_not(None))
+    return list(db.session.scalars(q))
+
+
+def exam_dict(exam: Exam) -> dict:
+    return {"id": exam.id, "course_id": exam.course_id, "title": exam.title, "kind": exam.kind,
+            "opens_at": clock.iso(exam.opens_at), "closes_at": clock.iso(exam.closes_at),
+            "duration_minutes": exam.duration_minutes,
+            "disability_minutes": int(rules.time_allowed(exam.duration_minutes, True).total_seconds() // 60),
+            "items_per_difficulty": exam.items_per_difficulty,
+            "items_total": sum(exam.items_per_difficulty.values()),
+            "announced_at": clock.iso(exam.announced_at), "status": exam.status,
+            "requires_seb": exam.requires_seb, "created_at": clock.iso(exam.created_at)}
+
+
+def public_notices(limit: int = 200) -> list[tuple[Exam, Course]]:
+    """Announced exams, newest announcement first, for the public notice page (EXM-7)."""
+    return list(db.session.execute(
+        select(Exam, Course).join(Course, Course.id == Exam.course_id)
+        .where(Exam.announced_at.is_not(None)).order_by(Exam.announced_at.desc(), Exam.id.desc()).limit(limit)).all())
+
+
+# --- attempts: starting ---------------------------------------------------------------------------
+
+def _makeup_window(exam: Exam, learner_id: int) -> MakeupRequest | None:
+    return db.session.scalar(select(MakeupRequest).where(MakeupRequest.exam_id == exam.id,
+                                                         MakeupRequest.learner_id == learner_id,
+                                                         MakeupRequest.status == "approved"))
+
+
+def start_attempt(user: User, exam_id: int, otp: str, *, ip: str | None, device: str | None,
+                  url: str, seb_header: str | None) -> tuple[dict, bool]:
+    """Start (or resume) the learner's attempt. Returns (attempt dict, created)."""
+    from lms.auth.service import consume_otp
+
+    exam, course = get_exam(exam_id, user)
+    if user.role != "learner" or not is_enrolled(course.id, user.id):
+        raise forbidden("only learners enrolled in the course sit its exams")
+    if exam.announced_at is None:
+        raise not_found("exam")
+    proctoring.check_seb(exam, url, seb_header)
+    now = clock.now()
+    existing = db.session.scalar(select(Attempt).where(Attempt.exam_id == exam.id, Attempt.learner_id == user.id))
+    makeup = None
+    if existing is None:
+        closes_at = exam.closes_at
+        if not rules.exam_open(now, exam.opens_at, exam.closes_at):
+            makeup = _makeup_window(exam, user.id)
+            if makeup is None or not (makeup.window_opens_at <= now < makeup.window_closes_at):
+                state = "has not opened yet" if now < exam.opens_at else "has closed"
+                raise ApiError(409, "exam_not_open", f"the exam {state}", extra={
+                    "opens_at": clock.iso(exam.opens_at), "closes_at": clock.iso(exam.closes_at)})
+            closes_at = makeup.window_closes_at
+    elif not rules.attempt_open(now, existing.deadline, existing.submitted_at):
+        raise ApiError(409, "attempt_closed", "your attempt of this exam is over")
+    if not consume_otp(user, otp, now):
+        db.session.rollback()
+        from lms.audit.service import log_access
+
+        log_access("exam_otp_failed", user=user, detail=f"exam {exam.id}")
+        raise ApiError(401, "invalid_otp", "the code is wrong, expired or already used (EXM-8)")
+    pairs = proctoring.addresses(ip, device)
+    proctoring.lock_addresses(pairs)
+    try:
+        allowed = proctoring.check_addresses(exam, user, pairs, now)
+    except ApiError as exc:
+        db.session.rollback()
+        _log_block(user, exam, None, exc, ip, device, now)
+        raise
+    if existing is not None:
+        attempt = lock_row(Attempt, existing.id)
+        new = proctoring.record_addresses(attempt, allowed, now)
+        event(attempt, RESUMED, now, ip=ip, device=device)
+        _address_events(attempt, new, now, ip, device)
+        db.session.commit()
+        return attempt_view(attempt), False
+    attempt = _create_attempt(exam, user, now, closes_at, ip, device, makeup)
+    proctoring.record_addresses(attempt, allowed, now)
+    event(attempt, STARTED, now, ip=ip, device=device,
+          detail=f"seed {attempt.seed}" + (f"; make-up request {makeup.id}" if makeup else ""))
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same learner started twice at once: the other one won
+        db.session.rollback()
+        raise ApiError(409, "attempt_exists", "an attempt of this exam was started at the same moment; retry")
+    return attempt_view(attempt), True
+
+
+def _log_block(user: User, exam: Exam, attempt: Attempt | None, exc: ApiError, ip, device, now) -> None:
+    """A refused start or answer is evidence too: logged (and committed) before the 403."""
+    from lms.audit.service import log_access
+
+    if attempt is not None:
+        event(attempt, BLOCKED, now, ip=ip, device=device, detail=exc.code)
+    log_access("exam_blocked", user=user, commit=False, detail=f"exam {exam.id}: {exc.code}")
+    db.session.commit()
+
+
+def _address_events(attempt: Attempt, new: list[tuple[str, str]], now, ip, device) -> None:
+    for kind, value in new:
+        event(attempt, IP_CHANGED if kind == "ip" else DEVICE_CHANGED, now, ip=ip, device=device,
+              detail=f"{kind} {value}")
+
+
+def _create_attempt(exam: Exam, user: User, now: datetime, closes_at: datetime, ip, device,
+                    makeup: MakeupRequest | None) -> Attempt:
+    counts = {lv: n for lv, n in exam.items_per_difficulty.items() if n > 0}
+    rows = db.session.execute(
+        select(Item.id, Item.difficulty, ItemVersion.id, ItemVersion.choices)
+        .join(ItemVersion, (ItemVersion.item_id == Item.id) & (ItemVersion.version == Item.current_version))
+        .where(Item.course_id == exam.course_id, Item.active.is_(True), Item.difficulty.in_(list(counts)))).all()
+    pools: dict[str, list[int]] = {}
+    version_of, choices_of = {}, {}
+    for item_id, level, version_id, choices in rows:
+        pools.setdefault(level, []).append(item_id)
+        version_of[item_id] = version_id
+        choices_of[item_id] = len(choices or [])
+    short = {lv: len(pools.get(lv, [])) for lv, n in counts.items() if len(pools.get(lv, [])) < n}
+    if short:
+        raise RuleViolation(["EXM-5"], "the item bank no longer holds enough items to draw this exam",
+                            details={"available": short, "drawn": counts})
+    seed = secrets.token_hex(16)
+    drawn = rules.draw(seed, pools, counts, choices_of)
+    attempt = Attempt(exam_id=exam.id, learner_id=user.id, started_at=now,
+                      deadline=rules.attempt_deadline(now, exam.duration_minutes, bool(user.disability), closes_at),
+                      ip=ip, device=device, seed=seed, is_makeup=makeup is not None,
+                      makeup_request_id=makeup.id if makeup else None)
+    db.session.add(attempt)
+    db.session.flush()
+    db.session.add_all(AttemptItem(attempt_id=attempt.id, item_id=item_id, item_version_id=version_of[item_id],
+                                   position=i, choice_order=order) for i, (item_id, order) in enumerate(drawn, 1))
+    db.session.flush()
+    return attempt
+
+
+def reproduce_draw(attempt: Attempt) -> list[tuple[int, list[int] | None]]:
+    """The draw the stored seed gives over the item pools as they stood (the items of the
+    bank that existed at the start, by the attempt's versions): an inspector's check."""
+    exam = db.session.get(Exam, attempt.exam_id)
+    counts = {lv: n for lv, n in exam.items_per_difficulty.items() if n > 0}
+    shown = {ai.item_id: ai for ai in _attempt_items(attempt.id)}
+    # Pools: items of the course created before the start and not retired before it.
+    rows = db.session.execute(select(Item.id, Item.difficulty, Item.created_at, Item.retired_at)
+                              .where(Item.course_id == exam.course_id, Item.difficulty.in_(list(counts)))).all()
+    pools: dict[str, list[int]] = {}
+    for item_id, level, created, retired in rows:
+        if created <= attempt.started_at and (retired is None or retired > attempt.started_at):
+            pools.setdefault(level, []).append(item_id)
+    # Only the drawn items' choices are shuffled, after every level's sample: the other
+    # items' choice counts do not change the draw.
+    choices = {item_id: len(ai.choice_order or []) for item_id, ai in shown.items()}
+    return rules.draw(attempt.seed, pools, counts, choices)
+
+
+# --- attempts: reading --------------------------------------------------------------------------
+
+def _attempt_items(attempt_id: int) -> list[AttemptItem]:
+    return list(db.session.scalars(select(AttemptItem).where(AttemptItem.attempt_id == attempt_id)
+                                   .order_by(AttemptItem.position)))
+
+
+def _to_shown(kind: str, value, order: list[int] | None):
+    if value is None or kind not in rules.CHOICE_KINDS or not order:
+        return value
+    back = {orig: shown for shown, orig in enumerate(order)}
+    if kind == "single_choice":
+        return back.get(value)
+    return sorted(back[v] for v in value if v in back)
+
+
+def attempt_view(attempt: Attempt, *, for_learner: bool = True) -> dict:
+    """The attempt as its learner sees it: items in drawn order, choices shuffled, saved
+    answers in shown order; never a scoring key (EXM-12)."""
+    out = attempt_summary(attempt)
+    ais = _attempt_items(attempt.id)
+    versions = {v.id: v for v in db.session.scalars(
+        select(ItemVersion).where(ItemVersion.id.in_([a.item_version_id for a in ais])))} if ais else {}
+    shown = []
+    for ai in ais:
+        v = versions[ai.item_version_id]
+        choices = [v.choices[i] for i in ai.choice_order] if ai.choice_order else None
+        entry = {"id": ai.item_id, "position": ai.position, "kind": v.kind, "prompt": v.prompt,
+                 "choices": choices, "points": v.points, "answer": _to_shown(v.kind, ai.answer, ai.choice_order)}
+        if not for_learner:
+            entry.update(version=v.version, difficulty=v.difficulty, awarded=ai.awarded,
+                         key=v.answer, model_answer=v.model_answer, rubric=v.rubric,
+                         answer_original=ai.answer, grader_comment=ai.grader_comment)
+        shown.append(entry)
+    out["items"] = shown
+    return out
+
+
+def attempt_summary(attempt: Attempt) -> dict:
+    now = clock.now()
+    return {"attempt_id": attempt.id, "exam_id": attempt.exam_id, "learner_id": attempt.learner_id,
+            "started_at": clock.iso(attempt.started_at), "deadline": clock.iso(attempt.deadline),
+            "submitted_at": clock.iso(attempt.submitted_at), "submit_reason": attempt.submit_reason,
+            "open": rules.attempt_open(now, attempt.deadline, attempt.submitted_at),
+            "remaining_seconds": max(0, int((attempt.deadline - now).total_seconds()))
+            if attempt.submitted_at is None else 0,
+            "ip": attempt.ip, "device": attempt.device, "seed": None, "score": attempt.score,
+            "needs_grading": attempt.needs_grading, "is_makeup": attempt.is_makeup,
+            "cheating_found": attempt.cheating_found}
+
+
+def attempt_for(attempt_id: int, user: User) -> tuple[Attempt, Exam, Course]:
+    """An attempt for its learner (403 for another learner), the course's staff, admins and
+    inspectors of the institution (404 across institutions)."""
+    attempt = db.session.get(Attempt, attempt_id)
+    if attempt is None:
+        raise not_found("attempt")
+    exam, course = get_exam(attempt.exam_id, user)
+    if user.role == "learner":
+        if attempt.learner_id != user.id:
+            raise forbidden("this is another learner's attempt")
+    elif user.role not in ("admin", "inspector") and not staff_roles(course.id, user.id):
+        raise forbidden("only the course's staff may see its attempts")
+    return attempt, exam, course
+
+
+def attempt_detail(attempt: Attempt, user: User) -> dict:
+    out = attempt_view(attempt, for_learner=user.role == "learner")
+    if user.role != "learner":
+        out["seed"] = attempt.seed
+        out["addresses"] = sorted([{"kind": k, "value": v} for k, v in proctoring.attempt_addresses(attempt.id)],
+                                  key=lambda a: (a["kind"], a["value"]))
+        out["incidents"] = proctoring.incident_count(attempt.id)
+    elif attempt.submitted_at is None:
+        out["score"] = None
+    return out
+
+
+def attempt_events(attempt: Attempt) -> list[dict]:
+    rows = db.session.scalars(select(AttemptEvent).where(AttemptEvent.attempt_id == attempt.id)
+                              .order_by(AttemptEvent.id))
+    return [{"id": e.id, "at": clock.iso(e.at), "kind": e.kind, "ip": e.ip, "device": e.device,
+             "attempt_item_id": e.attempt_item_id, "answer": e.answer, "detail": e.detail} for e in rows]
+
+
+def exam_attempts(exam: Exam) -> list[dict]:
+    """Every attempt of an exam with its evidence summary, for staff (EXM-10)."""
+    incidents = dict(db.session.execute(
+        select(AttemptEvent.attempt_id, func.count(AttemptEvent.id))
+        .where(AttemptEvent.exam_id == exam.id, AttemptEvent.kind == INCIDENT)
+        .group_by(AttemptEvent.attempt_id)).all())
+    rows = db.session.execute(select(Attempt, User.username).join(User, User.id == Attempt.learner_id)
+                              .where(Attempt.exam_id == exam.id).order_by(Attempt.started_at)).all()
+    out = []
+    for attempt, username in rows:
+        d = attempt_summary(attempt)
+        d.update(username=username, incidents=incidents.get(attempt.id, 0))
+        out.append(d)
+    return out
+
+
+# --- attempts: answering and submitting -----------------------------------------------------------
+
+def _open_attempt_locked(attempt_id: int, user: User, now: datetime) -> Attempt:
+    attempt, _exam, _course = attempt_for(attempt_id, user)
+    if user.role != "learner":
+        raise forbidden("only the learner answers an attempt")
+    attempt = lock_row(Attempt, attempt.id)
+    if not rules.attempt_open(now, attempt.deadline, attempt.submitted_at):
+        raise ApiError(409, "attempt_closed", "the attempt is over: its deadline has passed or it was submitted",
+                       extra={"deadline": clock.iso(attempt.deadline),
+                              "submitted_at": clock.iso(attempt.submitted_at)})
+    return attempt
+
+
+def _check_moved(attempt: Attempt, user: User, ip, device, now) -> None:
+    """A mid-attempt change of IP or device is recorded, and blocked (403) if the new
+    address collides with another learner's (EXM-9)."""
+    pairs = proctoring.addresses(ip, device)
+    have = proctoring.attempt_addresses(attempt.id)
+    new = [p for p in pairs if p not in have]
+    if not new:
+        return
+    exam = db.session.get(Exam, attempt.exam_id)
+    proctoring.lock_addresses(new)
+    try:
+        allowed = proctoring.check_addresses(exam, user, new, now)
+    except ApiError as exc:
+        db.session.rollback()
+        attempt = db.session.get(Attempt, attempt.id)
+        _log_block(user, exam, attempt, exc, ip, device, now)
+        raise
+    added = proctoring.record_addresses(attempt, allowed, now)
+    _address_events(attempt, added, now, ip, device)
+
+
+def save_answer(user: User, attempt_id: int, item_id: int, value, *, ip, device) -> dict:
+    """Autosave one answer: durable when this returns (committed). 409 ``attempt_closed``
+    after the deadline or submission; 404 for an item not in the attempt; 400 for an
+    answer of the wrong shape."""
+    now = clock.now()
+    attempt = _open_attempt_locked(attempt_id, user, now)
+    ai = db.session.scalar(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id,
+                                                     AttemptItem.item_id == item_id))
+    if ai is None:
+        raise not_found("item in this attempt")
+    v = db.session.get(ItemVersion, ai.item_version_id)
+    problem = rules.answer_problem(v.kind, len(v.choices or []), value)
+    if problem:
+        raise ApiError(400, "invalid_request", problem)
+    _check_moved(attempt, user, ip, device, now)
+    original = rules.to_original(v.kind, value, ai.choice_order)
+    ai.answer = original
+    ai.answered_at = now
+    event(attempt, ANSWER, now, ip=ip, device=device, attempt_item_id=ai.id, answer=original)
+    db.session.commit()
+    return {"attempt_id": attempt.id, "item_id": item_id, "saved_at": clock.iso(now),
+            "deadline": clock.iso(attempt.deadline),
+            "remaining_seconds": max(0, int((attempt.deadline - now).total_seconds()))}
+
+
+def _score(attempt: Attempt) -> None:
+    """Objective items scored at once; essays wait for the instructor (``needs_grading``)."""
+    ais = _attempt_items(attempt.id)
+    versions = {v.id: v for v in db.session.scalars(
+        select(ItemVersion).where(ItemVersion.id.in_([a.item_version_id for a in ais])))} if ais else {}
+    total, pending = 0.0, False
+    for ai in ais:
+        v = versions[ai.item_version_id]
+        if v.kind == "essay":
+            if ai.answer is None or (isinstance(ai.answer, str) and not ai.answer.strip()):
+                ai.awarded = 0.0  # nothing to grade
+            elif ai.graded_at is None:
+                pending = True
+                continue
+        else:
+            ai.awarded = rules.score_answer(v.kind, v.answer, ai.answer, v.points)
+        total += ai.awarded or 0.0
+    attempt.score = round(total, 4)
+    attempt.needs_grading = pending
+
+
+def _close(attempt: Attempt, now: datetime, reason: str, ip=None, device=None) -> None:
+    attempt.submitted_at = now if reason == "learner" else min(now, attempt.deadline)
+    attempt.submit_reason = reason
+    _score(attempt)
+    event(attempt, SUBMITTED if reason == "learner" else AUTO_SUBMITTED, now, ip=ip, device=device,
+          detail=f"score {attempt.score}" + ("; essays to grade" if attempt.needs_grading else ""))
+
+
+def submit_attempt(user: User, attempt_id: int, *, ip, device) -> dict:
+    """Submit: objective items scored at once. After the deadline an unsubmitted attempt
+    is closed at its deadline (as the job would); a submitted one answers 409."""
+    now = clock.now()
+    attempt, _exam, _course = attempt_for(attempt_id, user)
+    if user.role != "learner":
+        raise forbidden("only the learner submits an attempt")
+    attempt = lock_row(Attempt, attempt.id)
+    if attempt.submitted_at is not None:
+        raise ApiError(409, "attempt_closed", "the attempt was already submitted",
+                       extra={"submitted_at": clock.iso(attempt.submitted_at)})
+    _close(attempt, now, "learner" if now < attempt.deadline else "deadline", ip, device)
+    db.session.commit()
+    return {"attempt_id": attempt.id, "submitted_at": clock.iso(attempt.submitted_at), "score": attempt.score,
+            "needs_grading": attempt.needs_grading, "submit_reason": attempt.submit_reason}
+
+
+def submit_overdue(limit: int = 500) -> int:
+    """Job: close every attempt whose deadline has passed (EXM-4, EXM-10). Each attempt in
+    its own short transaction, locked, so a learner's last answer and the job never meet."""
+    now = clock.now()
+    ids = list(db.session.scalars(select(Attempt.id).where(Attempt.submitted_at.is_(None), Attempt.deadline <= now)
+                                  .order_by(Attempt.deadline).limit(limit)))
+    db.session.rollback()
+    done = 0
+    for attempt_id in ids:
+        attempt = lock_row(Attempt, attempt_id)
+        if attempt is not None and attempt.submitted_at is None and attempt.deadline <= now:
+            _close(attempt, now, "deadline")
+            done += 1
+        db.session.commit()
+    return done
+
+
+def record_incident(user: User, attempt_id: int, kind: str, detail: str | None, *, ip, device) -> dict:
+    """The lockdown page reports an exit from fullscreen, a blur, a copy attempt…: an
+    incident appended to the exam evidence and shown to the instructor (EXM-9)."""
+    if kind not in proctor_rules.INCIDENT_KINDS:
+        raise ApiError(400, "invalid_request", f"kind must be one of {', '.join(proctor_rules.INCIDENT_KINDS)}")
+    now = clock.now()
+    attempt, _exam, _course = attempt_for(attempt_id, user)
+    if user.role != "learner":
+        raise forbidden("only the learner's exam page reports incidents")
+    if proctoring.incident_count(attempt.id) >= proctor_rules.MAX_INCIDENTS_PER_ATTEMPT:
+        raise ApiError(429, "too_many_incidents", "too many incidents recorded for this attempt")
+    late = attempt.submitted_at is not None or now >= attempt.deadline
+    event(attempt, INCIDENT, now, ip=ip, device=device,
+          detail=(kind + (f": {detail}" if detail else "") + (" (after the attempt)" if late else ""))[:500])
+    db.session.commit()
+    return {"attempt_id": attempt.id, "kind": kind, "recorded_at": clock.iso(now)}
+
