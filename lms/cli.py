@@ -76,8 +76,13 @@ def seed_demo(if_empty):
             user = service.create_user(username=username, password=DEMO_PASSWORD, role=role, name=name,
                                        disability=disability, institution_id=inst.id)
         rows.append(user)
+    from lms.core.demo import seed_course
+
+    course = seed_course(inst, rows)
     db.session.commit()
     _print_demo_logins(inst, rows)
+    if course is not None:
+        click.echo(f"demo course {course.code} (id {course.id}): lessons, an item bank, an open quiz and a midterm")
 
 
 def _print_demo_logins(inst, users) -> None:

@@ -81,6 +81,10 @@ def test_create_admin_as_a_process(app, client, test_env):
     login_with(client, "proc01", "long-enough-pw-1", out["otp_secret"])
 
 
+def counts_of(app, table: str) -> int:
+    return table_counts(app)[table]
+
+
 def parse_demo(output: str) -> dict[str, tuple[str, str]]:
     """username → (role, otp_secret) from seed-demo's lines."""
     found = {}
@@ -107,9 +111,25 @@ def test_seed_demo(app, client):
         assert user.role == role and user.otp_secret == secret
     assert sum(1 for u in printed if user_by_name(app, u).disability) == 1
     # Every printed login works.
+    tokens = {}
     for username, (role, secret) in printed.items():
         if role in ("admin", "learner"):
-            login_with(client, username, DEMO_PASSWORD, secret)
+            tokens[username] = login_with(client, username, DEMO_PASSWORD, secret)
+    # The demo course: published, learners enrolled, a bank holding 3× what the exams draw
+    # (EXM-5), an open quiz a demo learner can sit now and an announced midterm.
+    assert counts_of(app, "course") == 1 and counts_of(app, "lesson") == 30
+    assert counts_of(app, "enrollment") == 3 and counts_of(app, "item") == 27
+    r = client.get("/api/v1/courses/1/exams", headers={"Authorization": f"Bearer {tokens['learner1']}"})
+    exams = r.get_json()["exams"]
+    assert [e["kind"] for e in exams] == ["quiz", "midterm"]
+    import time
+
+    # the login used this 30-s step; the next step's code is within the allowed drift
+    code = pyotp.TOTP(printed["learner1"][1]).at(time.time() + 30)
+    r = client.post(f"/api/v1/exams/{exams[0]['id']}/attempts", json={"otp": code},
+                    headers={"Authorization": f"Bearer {tokens['learner1']}"})
+    assert r.status_code == 201, r.get_json()
+    assert len(r.get_json()["items"]) == 3
 
 
 def test_seed_demo_if_empty_is_idempotent(app):

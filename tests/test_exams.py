@@ -223,6 +223,15 @@ def test_exm3_draws_exact_per_level_distinct_and_reproducible(app, client, users
         for attempt_id, ids in sets:
             attempt = db.session.get(Attempt, attempt_id)
             assert [i for i, _o in reproduce_draw(attempt)] == ids  # the stored seed reproduces it
+    # the inspectors' check through the API
+    from conftest import bearer as _b
+
+    users.create("insp", "inspector")
+    insp = users.login(client, "insp")
+    r = client.get(f"/api/v1/attempts/{sets[0][0]}/draw-check", headers=_b(insp))
+    assert r.status_code == 200 and r.get_json()["matches"] is True
+    assert [d["item_id"] for d in r.get_json()["stored"]] == sets[0][1]
+    assert_api_error(client.get(f"/api/v1/attempts/{sets[0][0]}/draw-check", headers=w.h("lrn0")), 403, "forbidden")
     # staff see the seed; the learner does not
     r = client.get(f"/api/v1/attempts/{sets[0][0]}", headers=w.ah())
     assert r.get_json()["seed"]

@@ -350,6 +350,29 @@ def get_attempt(attempt_id):
     return service.attempt_detail(attempt, user)
 
 
+class DrawItemOut(Schema):
+    item_id = fields.Integer()
+    choice_order = fields.List(fields.Integer(), allow_none=True)
+
+
+class DrawCheckOut(Schema):
+    attempt_id = fields.Integer()
+    seed = fields.String()
+    matches = fields.Boolean()
+    stored = fields.List(fields.Nested(DrawItemOut))
+    reproduced = fields.List(fields.Nested(DrawItemOut))
+
+
+@bp.get("/attempts/<int:attempt_id>/draw-check")
+@roles_required("admin", "instructor", "inspector")
+@bp.output(DrawCheckOut)
+def draw_check(attempt_id):
+    """EXM-3: recompute the attempt's random draw from its stored seed and compare it with
+    the items and choice orders it showed (for inspectors)."""
+    attempt, _exam, _course = service.attempt_for(attempt_id, current_auth().user)
+    return service.draw_check(attempt)
+
+
 @bp.put("/attempts/<int:attempt_id>/answers/<int:item_id>")
 @roles_required("learner")
 @bp.input(AnswerIn, arg_name="body")

@@ -342,6 +342,16 @@ def reproduce_draw(attempt: Attempt) -> list[tuple[int, list[int] | None]]:
     return rules.draw(attempt.seed, pools, counts, choices)
 
 
+def draw_check(attempt: Attempt) -> dict:
+    """EXM-3 for inspectors: the draw recomputed from the stored seed, against the items
+    and choice orders the attempt stored."""
+    stored = [(ai.item_id, ai.choice_order) for ai in _attempt_items(attempt.id)]
+    again = reproduce_draw(attempt)
+    return {"attempt_id": attempt.id, "seed": attempt.seed, "matches": again == stored,
+            "stored": [{"item_id": i, "choice_order": o} for i, o in stored],
+            "reproduced": [{"item_id": i, "choice_order": o} for i, o in again]}
+
+
 # --- attempts: reading --------------------------------------------------------------------------
 
 def _attempt_items(attempt_id: int) -> list[AttemptItem]:
