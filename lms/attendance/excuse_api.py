@@ -118,8 +118,13 @@ class ExcuseOut(Schema):
     decision_comment = fields.String(allow_none=True)
 
 
+class ExcuseEntryOut(ExcuseOut):
+    """An application in a list (its own class: nested and top-level uses of one schema
+    class would be registered twice in the OpenAPI document)."""
+
+
 class ExcuseListOut(Schema):
-    excuses = fields.List(fields.Nested(ExcuseOut))
+    excuses = fields.List(fields.Nested(ExcuseEntryOut))
 
 
 @api.post("/courses/<int:course_id>/excuses")

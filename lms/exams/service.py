@@ -30,7 +30,7 @@ from lms import clock
 from lms.auth.models import User
 from lms.content.models import Course, Syllabus
 from lms.content.service import course_for_viewer, get_course, is_enrolled, staff_roles
-from lms.db import db, lock_row
+from lms.db import db, is_sqlite, lock_row
 from lms.enrolment.models import Enrollment
 from lms.errors import ApiError, RuleViolation, forbidden, not_found
 from lms.exams import items as bank
@@ -295,10 +295,16 @@ def _address_events(attempt: Attempt, new: list[tuple[str, str]], now, ip, devic
 def _create_attempt(exam: Exam, user: User, now: datetime, closes_at: datetime, ip, device,
                     makeup: MakeupRequest | None) -> Attempt:
     counts = {lv: n for lv, n in exam.items_per_difficulty.items() if n > 0}
+    candidates = (Item.course_id == exam.course_id, Item.active.is_(True), Item.difficulty.in_(list(counts)))
+    if not is_sqlite():
+        # Share-lock the candidate items first (an in-place item edit takes FOR UPDATE on
+        # its item): the draw then reads versions no edit is changing, and an edit waiting
+        # behind it sees this attempt's rows and makes a new version instead.
+        db.session.execute(select(Item.id).where(*candidates).with_for_update(read=True))
     rows = db.session.execute(
         select(Item.id, Item.difficulty, ItemVersion.id, ItemVersion.choices)
         .join(ItemVersion, (ItemVersion.item_id == Item.id) & (ItemVersion.version == Item.current_version))
-        .where(Item.course_id == exam.course_id, Item.active.is_(True), Item.difficulty.in_(list(counts)))).all()
+        .where(*candidates)).all()
     pools: dict[str, list[int]] = {}
     version_of, choices_of = {}, {}
     for item_id, level, version_id, choices in rows:
