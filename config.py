@@ -109,6 +109,14 @@ def settings_from_env(env_name: str) -> dict:
         "PLAYER_HEARTBEAT_SECONDS": _env_float("LMS_PLAYER_HEARTBEAT_SECONDS", 10.0),
         # ATT-5: the largest evidence file an excuse application may carry.
         "EXCUSE_MAX_FILE_BYTES": _env_int("LMS_EXCUSE_MAX_FILE_BYTES", 10 * 1024 * 1024),
+        # EXM-11: the largest evidence file of a make-up exam application.
+        "MAKEUP_MAX_FILE_BYTES": _env_int("LMS_MAKEUP_MAX_FILE_BYTES", 10 * 1024 * 1024),
+        # EXM-5: item analysis flags an item for replacement outside these bounds.
+        "EXAM_ITEM_MIN_RATE": _env_float("LMS_EXAM_ITEM_MIN_RATE", 0.2),
+        "EXAM_ITEM_MAX_RATE": _env_float("LMS_EXAM_ITEM_MAX_RATE", 0.9),
+        "EXAM_ITEM_MIN_DISCRIMINATION": _env_float("LMS_EXAM_ITEM_MIN_DISCRIMINATION", 0.1),
+        # The exam page re-reads its attempt (timer sync, session kept alive) this often.
+        "EXAM_SYNC_SECONDS": _env_float("LMS_EXAM_SYNC_SECONDS", 60.0),
     }
 
 

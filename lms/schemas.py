@@ -5,6 +5,7 @@ import math
 from datetime import datetime
 
 from apiflask import Schema, fields
+from apiflask.validators import Length
 from marshmallow import ValidationError
 
 
@@ -70,3 +71,26 @@ class ErrorOut(Schema):
 
 class Empty(Schema):
     pass
+
+
+# --- shared by the evidence-backed applications (ATT-5 excuses, EXM-11 make-up exams) ---
+
+MAX_DECISION_COMMENT = 2000
+
+
+class DecisionIn(Schema):
+    """A staff decision on an application: approve or reject, with a comment."""
+
+    approve = StrictBool(required=True)
+    comment = fields.String(load_default=None, allow_none=True, validate=Length(0, MAX_DECISION_COMMENT))
+
+
+class EvidenceOut(Schema):
+    """An evidence file kept with an application (size and SHA-256 as stored)."""
+
+    id = fields.Integer()
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    uploaded_at = fields.String()

@@ -37,7 +37,7 @@ from lms.db import db
 from lms.enrolment.models import Enrollment
 from lms.errors import ApiError
 from lms.i18n import N_
-from lms.schemas import StrictBool
+from lms.schemas import DecisionIn, EvidenceOut, StrictBool
 from lms.security import current_auth, page_roles_required, roles_required
 
 bp = Blueprint("excuses", __name__, template_folder="templates")
@@ -81,25 +81,11 @@ class ExcuseListQuery(Schema):
     learner_id = fields.Integer(load_default=None, validate=Range(min=1, max=MAX_ID))
 
 
-class DecisionIn(Schema):
-    approve = StrictBool(required=True)
-    comment = fields.String(load_default=None, allow_none=True, validate=Length(0, excuses.MAX_COMMENT_CHARS))
-
-
 class ExcuseLessonOut(Schema):
     lesson_id = fields.Integer()
     week = fields.Integer()
     title = fields.String()
     units = fields.Integer()
-
-
-class EvidenceOut(Schema):
-    id = fields.Integer()
-    filename = fields.String()
-    content_type = fields.String()
-    size = fields.Integer()
-    sha256 = fields.String()
-    uploaded_at = fields.String()
 
 
 class ExcuseOut(Schema):

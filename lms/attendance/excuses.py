@@ -15,14 +15,6 @@ together or not at all).
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-
-from flask import current_app
 from sqlalchemy import select
 
 from lms import clock
@@ -36,6 +28,9 @@ from lms.content.service import course_lessons, get_course, is_enrolled, staff_r
 from lms.db import db
 from lms.enrolment.models import Enrollment
 from lms.errors import ApiError, RuleViolation, forbidden, not_found
+from lms.schemas import MAX_DECISION_COMMENT as MAX_COMMENT_CHARS
+# Upload: excuse_api builds the uploads as excuses.Upload.
+from lms.uploads import Upload, check_count, evidence_transaction, max_file_bytes, stored_file
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 STATUSES = (PENDING, APPROVED, REJECTED)
@@ -43,19 +38,10 @@ STATUSES = (PENDING, APPROVED, REJECTED)
 DECIDER_STAFF_ROLES = ("instructor", "ta")
 
 MAX_EVIDENCE_FILES = 5
-DEFAULT_MAX_EVIDENCE_BYTES = 10 * 1024 * 1024  # per file; LMS config EXCUSE_MAX_FILE_BYTES
+# Per file: LMS config EXCUSE_MAX_FILE_BYTES (10 MB by default, lms.uploads).
 MAX_STATEMENT_CHARS = 2000
-MAX_COMMENT_CHARS = 2000
 MAX_LESSONS_PER_REQUEST = 200
-# Evidence kinds: extension(s), the MIME type we serve it with, and the file's own magic bytes
-# (the declared Content-Type of an upload is not trusted).
-EVIDENCE_KINDS = {
-    "pdf": ("application/pdf", (b"%PDF-",)),
-    "jpg": ("image/jpeg", (b"\xff\xd8\xff",)),
-    "png": ("image/png", (b"\x89PNG\r\n\x1a\n",)),
-}
-EXTENSIONS = {".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg", ".png": "png"}
-_CHUNK = 64 * 1024
+# Evidence files (PDF, JPEG, PNG, checked by content): lms.uploads.
 
 # Korean labels of the reasons (ATT-5, Guide III-3); translated where shown.
 REASON_LABELS = {
@@ -69,34 +55,12 @@ REASON_LABELS = {
 
 
 def max_evidence_bytes() -> int:
-    return int(current_app.config.get("EXCUSE_MAX_FILE_BYTES") or DEFAULT_MAX_EVIDENCE_BYTES)
+    return max_file_bytes("EXCUSE_MAX_FILE_BYTES")
 
 
 def max_request_bytes() -> int:
     """The largest body an application may have: every file at its limit plus the form."""
     return MAX_EVIDENCE_FILES * max_evidence_bytes() + 256 * 1024
-
-
-def media_root() -> Path:
-    return Path(current_app.config["MEDIA_ROOT"])
-
-
-@dataclass
-class Upload:
-    """One evidence file as received: its name as the learner's system called it and a
-    readable binary stream."""
-
-    filename: str
-    stream: object
-
-
-@dataclass
-class _Staged:
-    filename: str
-    kind: str
-    size: int
-    sha256: str
-    path: Path
 
 
 # --- access ----------------------------------------------------------------------------
@@ -164,50 +128,6 @@ def _percent_text(units: int, total: int) -> str:
 
 # --- applying --------------------------------------------------------------------------
 
-def _sniff_kind(head: bytes) -> str | None:
-    for kind, (_mime, magics) in EVIDENCE_KINDS.items():
-        if any(head.startswith(m) for m in magics):
-            return kind
-    return None
-
-
-def _stage(upload: Upload, staging: Path, index: int) -> _Staged:
-    """Copy one upload into ``staging`` while hashing it; 400 when it is not an allowed
-    kind (by extension and by content) or is empty or too large."""
-    name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()[:255]
-    ext = os.path.splitext(name)[1].lower()
-    kind = EXTENSIONS.get(ext)
-    if not name or kind is None:
-        raise ApiError(400, "invalid_request",
-                       f"evidence file {index}: only PDF, JPEG or PNG files are accepted (.pdf, .jpg, .png)")
-    limit = max_evidence_bytes()
-    digest = hashlib.sha256()
-    size = 0
-    head = b""
-    path = staging / f"{index}.{kind}"
-    with path.open("wb") as out:
-        while True:
-            chunk = upload.stream.read(_CHUNK)
-            if not chunk:
-                break
-            if len(head) < 16:
-                head += chunk[:16 - len(head)]
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(400, "invalid_request",
-                               f"evidence file {index} is larger than {limit} bytes")
-            digest.update(chunk)
-            out.write(chunk)
-    if size == 0:
-        raise ApiError(400, "invalid_request", f"evidence file {index} is empty")
-    sniffed = _sniff_kind(head)
-    if sniffed != kind:
-        raise ApiError(400, "invalid_request",
-                       f"evidence file {index}: the content is not a {kind.upper()} file "
-                       "(only PDF, JPEG or PNG files are accepted)")
-    return _Staged(filename=name, kind=kind, size=size, sha256=digest.hexdigest(), path=path)
-
-
 def _check_lessons(course: Course, learner_id: int, lesson_ids) -> list[Lesson]:
     ids = list(dict.fromkeys(int(i) for i in lesson_ids))
     if not ids:
@@ -247,19 +167,9 @@ def apply(course: Course, learner: User, *, reason: str, statement: str | None, 
     statement = (statement or "").strip() or None
     if statement is not None and len(statement) > MAX_STATEMENT_CHARS:
         raise ApiError(400, "invalid_request", f"statement: at most {MAX_STATEMENT_CHARS} characters")
-    if not uploads:
-        raise ApiError(400, "invalid_request", "files: an application needs evidence (ATT-5): "
-                                               "at least one PDF, JPEG or PNG file")
-    if len(uploads) > MAX_EVIDENCE_FILES:
-        raise ApiError(400, "invalid_request", f"files: at most {MAX_EVIDENCE_FILES} evidence files")
+    check_count(uploads, MAX_EVIDENCE_FILES, "ATT-5")
     lessons = _check_lessons(course, learner.id, lesson_ids)
-
-    base = media_root() / "excuses"
-    staging = base / ".staging" / uuid.uuid4().hex
-    staging.mkdir(parents=True, exist_ok=True)
-    final_dir: Path | None = None
-    try:
-        staged = [_stage(u, staging, i) for i, u in enumerate(uploads, start=1)]
+    with evidence_transaction("excuses", uploads, max_evidence_bytes()) as batch:
         now = clock.now()
         req = ExcuseRequest(learner_id=learner.id, course_id=course.id, reason=reason, statement=statement,
                             status=PENDING, created_at=now)
@@ -267,29 +177,10 @@ def apply(course: Course, learner: User, *, reason: str, statement: str | None, 
         db.session.flush()
         for lesson in lessons:
             db.session.add(ExcuseLesson(request_id=req.id, lesson_id=lesson.id))
-        final_dir = base / str(req.id)
-        if final_dir.exists():
-            # Left by a process that died between moving files and committing (the id was
-            # never committed): keep it aside rather than mix it with this application's.
-            (base / ".orphaned").mkdir(parents=True, exist_ok=True)
-            os.replace(final_dir, base / ".orphaned" / f"{req.id}-{uuid.uuid4().hex}")
-        final_dir.mkdir(parents=True)
-        for i, s in enumerate(staged, start=1):
-            rel = Path("excuses") / str(req.id) / f"{i}-{s.sha256[:16]}.{s.kind}"
-            os.replace(s.path, media_root() / rel)
-            db.session.add(ExcuseEvidence(
-                request_id=req.id, filename=s.filename, stored_path=rel.as_posix(),
-                content_type=EVIDENCE_KINDS[s.kind][0], size=s.size, sha256=s.sha256, uploaded_at=now))
+        for columns in batch.place(req.id, now):
+            db.session.add(ExcuseEvidence(request_id=req.id, **columns))
         db.session.flush()
         _notify_staff(course, req, learner)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        if final_dir is not None:
-            shutil.rmtree(final_dir, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return req
 
 
@@ -403,11 +294,7 @@ def evidence_file(req: ExcuseRequest, evidence_id: int) -> tuple[ExcuseEvidence,
     ev = db.session.get(ExcuseEvidence, evidence_id)
     if ev is None or ev.request_id != req.id:
         raise not_found("evidence")
-    root = media_root().resolve()
-    path = (root / ev.stored_path).resolve()
-    if root not in path.parents or not path.is_file():
-        raise not_found("evidence file")
-    return ev, path
+    return ev, stored_file(ev.stored_path)
 
 
 def request_dict(req: ExcuseRequest) -> dict:

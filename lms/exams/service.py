@@ -519,7 +519,7 @@ def save_answer(user: User, attempt_id: int, item_id: int, value, *, ip, device)
             "remaining_seconds": max(0, int((attempt.deadline - now).total_seconds()))}
 
 
-def _score(attempt: Attempt) -> None:
+def score_attempt(attempt: Attempt) -> None:
     """Objective items scored at once; essays wait for the instructor (``needs_grading``)."""
     ais = _attempt_items(attempt.id)
     versions = {v.id: v for v in db.session.scalars(
@@ -543,7 +543,7 @@ def _score(attempt: Attempt) -> None:
 def _close(attempt: Attempt, now: datetime, reason: str, ip=None, device=None) -> None:
     attempt.submitted_at = now if reason == "learner" else min(now, attempt.deadline)
     attempt.submit_reason = reason
-    _score(attempt)
+    score_attempt(attempt)
     event(attempt, SUBMITTED if reason == "learner" else AUTO_SUBMITTED, now, ip=ip, device=device,
           detail=f"score {attempt.score}" + ("; essays to grade" if attempt.needs_grading else ""))
 

@@ -17,59 +17,21 @@
 //
 // Item texts are only ever set with textContent (never as HTML).
 
+import { apiCall } from "./lms_api.js";
+
 const INCIDENT_GAP_MS = 1000; // the same kind of incident is reported at most once a second
 const TEXT_DEBOUNCE_MS = { short_answer: 700, essay: 1200 };
 const MAX_RETRY_MS = 15000;
 const API_TIMEOUT_MS = 15000;
 
-function csrfToken() {
-  const meta = document.querySelector('meta[name="csrf-token"]');
-  return meta ? meta.content : "";
-}
-
-function deviceKey() {
-  // The per-browser device key the player also sends (API.md: X-LMS-Device).
-  try {
-    let key = localStorage.getItem("lms-device");
-    if (!key) {
-      const bytes = new Uint8Array(12);
-      crypto.getRandomValues(bytes);
-      key = "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-      localStorage.setItem("lms-device", key);
-    }
-    return key;
-  } catch (e) {
-    return null;
-  }
-}
-
 async function api(method, url, body, { keepalive = false } = {}) {
-  const headers = { Accept: "application/json", "X-CSRFToken": csrfToken() };
-  const device = deviceKey();
-  if (device) headers["X-LMS-Device"] = device;
-  const init = { method, headers, credentials: "same-origin", keepalive, cache: "no-store" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let resp;
-  const ctrl = keepalive ? null : new AbortController();
-  const timer = ctrl ? setTimeout(() => ctrl.abort(), API_TIMEOUT_MS) : null;
-  if (ctrl) init.signal = ctrl.signal;
+  // A network failure or timeout is a result here (status 0), not an exception: saves retry.
   try {
-    resp = await fetch(url, init);
+    const r = await apiCall(method, url, body, { keepalive, timeoutMs: API_TIMEOUT_MS, noStore: true });
+    return { ...r, network: false };
   } catch (e) {
     return { status: 0, ok: false, network: true, data: null };
-  } finally {
-    if (timer) clearTimeout(timer);
   }
-  let data = null;
-  try {
-    data = await resp.json();
-  } catch (e) {
-    data = null;
-  }
-  return { status: resp.status, ok: resp.ok, network: false, data };
 }
 
 function errorCode(r) {

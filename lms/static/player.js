@@ -10,6 +10,8 @@
 // page ends the view (POST .../end, fetch with keepalive so the CSRF header can be sent).
 // Staff get a plain preview: no view, no heartbeats.
 
+import { apiCall, csrfToken, deviceKey } from "./lms_api.js";
+
 const root = document.getElementById("player");
 const video = document.getElementById("lesson-video");
 
@@ -17,44 +19,8 @@ const EPS = 1e-6;
 // Two timeupdates further apart than this (× rate) on the timeline are not continuous play.
 const MAX_STEP_SECONDS = 2.0;
 
-function csrfToken() {
-  const meta = document.querySelector('meta[name="csrf-token"]');
-  return meta ? meta.content : "";
-}
-
-function deviceKey() {
-  // A per-browser device key (API.md: X-LMS-Device), kept in this browser only.
-  try {
-    let key = localStorage.getItem("lms-device");
-    if (!key) {
-      const bytes = new Uint8Array(12);
-      crypto.getRandomValues(bytes);
-      key = "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-      localStorage.setItem("lms-device", key);
-    }
-    return key;
-  } catch (e) {
-    return null;
-  }
-}
-
-async function api(method, url, body, { keepalive = false } = {}) {
-  const headers = { Accept: "application/json", "X-CSRFToken": csrfToken() };
-  const device = deviceKey();
-  if (device) headers["X-LMS-Device"] = device;
-  const init = { method, headers, credentials: "same-origin", keepalive };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const resp = await fetch(url, init);
-  let data = null;
-  try {
-    data = await resp.json();
-  } catch (e) {
-    data = null;
-  }
-  return { status: resp.status, ok: resp.ok, data };
+function api(method, url, body, options = {}) {
+  return apiCall(method, url, body, options);
 }
 
 function errorMessage(r) {
