@@ -227,6 +227,20 @@ def test_exm9_safe_exam_browser_required(w, live_server):
     good = hashlib.sha256((url + key).encode()).hexdigest()
     status, body = start(w, net, "lea", exam["id"], **{"X-SafeExamBrowser-ConfigKeyHash": good})
     assert status == 201, body
+    # every later request of the attempt is checked too (the hash covers its own URL)
+    item = body["items"][0]["id"]
+    answer_path = f"/api/v1/attempts/{body['attempt_id']}/answers/{item}"
+    status, err = net.call("PUT", answer_path, {"answer": 0}, w.h("lea"))
+    assert status == 403 and err["error"]["code"] == "seb_required"
+    answer_hash = hashlib.sha256((f"http://{live_server.host}:{live_server.port}{answer_path}" + key).encode()).hexdigest()
+    status, _ = net.call("PUT", answer_path, {"answer": 0}, {**w.h("lea"), "X-SafeExamBrowser-ConfigKeyHash": answer_hash})
+    assert status == 200
+    submit_path = f"/api/v1/attempts/{body['attempt_id']}/submit"
+    status, err = net.call("POST", submit_path, None, {**w.h("lea"), "X-SafeExamBrowser-ConfigKeyHash": answer_hash})
+    assert status == 403 and err["error"]["code"] == "seb_required"
+    submit_hash = hashlib.sha256((f"http://{live_server.host}:{live_server.port}{submit_path}" + key).encode()).hexdigest()
+    status, _ = net.call("POST", submit_path, None, {**w.h("lea"), "X-SafeExamBrowser-ConfigKeyHash": submit_hash})
+    assert status == 200
 
 
 def test_exm4_auto_submit_through_a_real_rq_worker(w, app, test_env, tmp_path):

@@ -205,6 +205,11 @@ class ExceptionListOut(Schema):
     exceptions = fields.List(fields.Nested(ExceptionOut))
 
 
+def _seb() -> tuple[str, str | None]:
+    """The request's absolute URL and its Safe Exam Browser config-key hash header."""
+    return request.url, request.headers.get("X-SafeExamBrowser-ConfigKeyHash")
+
+
 # --- exams ------------------------------------------------------------------------------------
 
 @bp.post("/courses/<int:course_id>/exams")
@@ -338,9 +343,9 @@ def start_attempt(exam_id, body):
     when another learner's attempt in this exam used the address, or one in any exam runs
     from it now (EXM-9); 403 ``seb_required``; 409 ``exam_not_open`` outside the window;
     409 ``attempt_closed`` once the learner's attempt is over."""
+    url, header = _seb()
     out, created = service.start_attempt(current_auth().user, exam_id, body["otp"], ip=client_ip(),
-                                         device=device_id(), url=request.url,
-                                         seb_header=request.headers.get("X-SafeExamBrowser-ConfigKeyHash"))
+                                         device=device_id(), url=url, seb_header=header)
     return out, 201 if created else 200
 
 
@@ -386,7 +391,7 @@ def save_answer(attempt_id, item_id, body):
     """Autosave an answer; durable once answered 200. 409 ``attempt_closed`` after the
     deadline or submission; 404 for an item not in the attempt."""
     return service.save_answer(current_auth().user, attempt_id, item_id, body["answer"],
-                               ip=client_ip(), device=device_id())
+                               ip=client_ip(), device=device_id(), seb=_seb())
 
 
 @bp.post("/attempts/<int:attempt_id>/submit")
@@ -394,7 +399,7 @@ def save_answer(attempt_id, item_id, body):
 @bp.output(SubmitOut)
 def submit_attempt(attempt_id):
     """Submit; objective items are scored at once (essays wait for the instructor)."""
-    return service.submit_attempt(current_auth().user, attempt_id, ip=client_ip(), device=device_id())
+    return service.submit_attempt(current_auth().user, attempt_id, ip=client_ip(), device=device_id(), seb=_seb())
 
 
 @bp.post("/attempts/<int:attempt_id>/incidents")

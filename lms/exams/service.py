@@ -461,10 +461,12 @@ def exam_attempts(exam: Exam) -> list[dict]:
 
 # --- attempts: answering and submitting -----------------------------------------------------------
 
-def _open_attempt_locked(attempt_id: int, user: User, now: datetime) -> Attempt:
-    attempt, _exam, _course = attempt_for(attempt_id, user)
+def _open_attempt_locked(attempt_id: int, user: User, now: datetime, seb=None) -> Attempt:
+    attempt, exam, _course = attempt_for(attempt_id, user)
     if user.role != "learner":
         raise forbidden("only the learner answers an attempt")
+    if seb is not None:
+        proctoring.check_seb(exam, *seb)
     attempt = lock_row(Attempt, attempt.id)
     if not rules.attempt_open(now, attempt.deadline, attempt.submitted_at):
         raise ApiError(409, "attempt_closed", "the attempt is over: its deadline has passed or it was submitted",
@@ -494,12 +496,12 @@ def _check_moved(attempt: Attempt, user: User, ip, device, now) -> None:
     _address_events(attempt, added, now, ip, device)
 
 
-def save_answer(user: User, attempt_id: int, item_id: int, value, *, ip, device) -> dict:
+def save_answer(user: User, attempt_id: int, item_id: int, value, *, ip, device, seb=None) -> dict:
     """Autosave one answer: durable when this returns (committed). 409 ``attempt_closed``
     after the deadline or submission; 404 for an item not in the attempt; 400 for an
     answer of the wrong shape."""
     now = clock.now()
-    attempt = _open_attempt_locked(attempt_id, user, now)
+    attempt = _open_attempt_locked(attempt_id, user, now, seb)
     ai = db.session.scalar(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id,
                                                      AttemptItem.item_id == item_id))
     if ai is None:
@@ -548,13 +550,15 @@ def _close(attempt: Attempt, now: datetime, reason: str, ip=None, device=None) -
           detail=f"score {attempt.score}" + ("; essays to grade" if attempt.needs_grading else ""))
 
 
-def submit_attempt(user: User, attempt_id: int, *, ip, device) -> dict:
+def submit_attempt(user: User, attempt_id: int, *, ip, device, seb=None) -> dict:
     """Submit: objective items scored at once. After the deadline an unsubmitted attempt
     is closed at its deadline (as the job would); a submitted one answers 409."""
     now = clock.now()
-    attempt, _exam, _course = attempt_for(attempt_id, user)
+    attempt, exam, _course = attempt_for(attempt_id, user)
     if user.role != "learner":
         raise forbidden("only the learner submits an attempt")
+    if seb is not None:
+        proctoring.check_seb(exam, *seb)
     attempt = lock_row(Attempt, attempt.id)
     if attempt.submitted_at is not None:
         raise ApiError(409, "attempt_closed", "the attempt was already submitted",
