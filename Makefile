@@ -54,6 +54,8 @@ bench: install
 	$(PY) bench/bench_me.py
 	$(PY) bench/bench_heartbeat.py
 	$(PY) bench/bench_settle.py
+	$(PY) bench/bench_exam.py
+	$(PY) bench/bench_copydetect.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3 .pytest_cache

@@ -187,3 +187,45 @@ def run_wrk_script(*, wrk: str, script: Path, url: str, duration: float, connect
     res["socket_errors"] = res["errors_connect"] + res["errors_read"] + res["errors_write"] + res["errors_timeout"]
     res["wrk_output"] = out.stdout
     return res
+
+
+def percentile(sorted_values: list, q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (``q`` in 0..1), as the paced
+    players of ``bench_heartbeat.py`` compute it; NaN for an empty list."""
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def latency_summary_ms(seconds: list) -> dict:
+    """``{"n", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms"}`` of latencies given in seconds."""
+    lat = sorted(seconds)
+    n = len(lat)
+    return {"n": n, "p50_ms": percentile(lat, 0.50) * 1000, "p90_ms": percentile(lat, 0.90) * 1000,
+            "p99_ms": percentile(lat, 0.99) * 1000, "max_ms": lat[-1] * 1000 if lat else float("nan"),
+            "mean_ms": sum(lat) / n * 1000 if lat else float("nan")}
+
+
+def write_report(name: str, payload: dict, json_out: str | None = None) -> Path:
+    """Write a benchmark's JSON report to ``json_out`` or ``bench/results/<name>-<UTC time>.json``."""
+    from datetime import datetime, timezone
+
+    path = Path(json_out) if json_out else (
+        BENCH_DIR / "results" / f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+    log(f"results written to {path}")
+    return path
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (``/proc/stat``).
+    Two readings give the machine's busy share over a phase; minus what the benchmark's own
+    processes used, the share other jobs took meanwhile."""
+    clk = os.sysconf("SC_CLK_TCK")
+    try:
+        vals = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    idle = vals[3] + vals[4]  # idle + iowait
+    return (sum(vals) - idle) / clk, sum(vals) / clk
