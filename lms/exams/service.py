@@ -243,6 +243,9 @@ def start_attempt(user: User, exam_id: int, otp: str, *, ip: str | None, device:
             closes_at = makeup.window_closes_at
     elif not rules.attempt_open(now, existing.deadline, existing.submitted_at):
         raise ApiError(409, "attempt_closed", "your attempt of this exam is over")
+    # The request's user row was loaded with a few columns only: read both OTP columns in
+    # one statement rather than two lazy loads.
+    db.session.refresh(user, ["otp_secret", "otp_last_step"])
     if not consume_otp(user, otp, now):
         db.session.rollback()
         from lms.audit.service import log_access
@@ -262,18 +265,20 @@ def start_attempt(user: User, exam_id: int, otp: str, *, ip: str | None, device:
         new = proctoring.record_addresses(attempt, allowed, now)
         event(attempt, RESUMED, now, ip=ip, device=device)
         _address_events(attempt, new, now, ip, device)
+        out = attempt_view(attempt)  # built before the commit, which would expire what it reads
         db.session.commit()
-        return attempt_view(attempt), False
+        return out, False
     attempt = _create_attempt(exam, user, now, closes_at, ip, device, makeup)
-    proctoring.record_addresses(attempt, allowed, now)
+    proctoring.record_addresses(attempt, allowed, now, fresh=True)
     event(attempt, STARTED, now, ip=ip, device=device,
           detail=f"seed {attempt.seed}" + (f"; make-up request {makeup.id}" if makeup else ""))
+    out = attempt_view(attempt)
     try:
         db.session.commit()
     except IntegrityError:  # the same learner started twice at once: the other one won
         db.session.rollback()
         raise ApiError(409, "attempt_exists", "an attempt of this exam was started at the same moment; retry")
-    return attempt_view(attempt), True
+    return out, True
 
 
 def _log_block(user: User, exam: Exam, attempt: Attempt | None, exc: ApiError, ip, device, now) -> None:
@@ -462,12 +467,18 @@ def exam_attempts(exam: Exam) -> list[dict]:
 # --- attempts: answering and submitting -----------------------------------------------------------
 
 def _open_attempt_locked(attempt_id: int, user: User, now: datetime, seb=None) -> Attempt:
-    attempt, exam, _course = attempt_for(attempt_id, user)
+    """The learner's own open attempt, row-locked (one statement: the owner check needs no
+    exam or course read). Staff get 403; another learner's attempt 403; unknown 404."""
     if user.role != "learner":
+        attempt_for(attempt_id, user)  # 404 / 403 as for any reader first
         raise forbidden("only the learner answers an attempt")
+    attempt = lock_row(Attempt, attempt_id)
+    if attempt is None:
+        raise not_found("attempt")
+    if attempt.learner_id != user.id:
+        raise forbidden("this is another learner's attempt")
     if seb is not None:
-        proctoring.check_seb(exam, *seb)
-    attempt = lock_row(Attempt, attempt.id)
+        proctoring.check_seb(db.session.get(Exam, attempt.exam_id), *seb)
     if not rules.attempt_open(now, attempt.deadline, attempt.submitted_at):
         raise ApiError(409, "attempt_closed", "the attempt is over: its deadline has passed or it was submitted",
                        extra={"deadline": clock.iso(attempt.deadline),
@@ -478,6 +489,8 @@ def _open_attempt_locked(attempt_id: int, user: User, now: datetime, seb=None) -
 def _check_moved(attempt: Attempt, user: User, ip, device, now) -> None:
     """A mid-attempt change of IP or device is recorded, and blocked (403) if the new
     address collides with another learner's (EXM-9)."""
+    if ip == attempt.ip and (device is None or device == attempt.device):
+        return  # the addresses the attempt started from (recorded then)
     pairs = proctoring.addresses(ip, device)
     have = proctoring.attempt_addresses(attempt.id)
     new = [p for p in pairs if p not in have]
@@ -502,11 +515,12 @@ def save_answer(user: User, attempt_id: int, item_id: int, value, *, ip, device,
     answer of the wrong shape."""
     now = clock.now()
     attempt = _open_attempt_locked(attempt_id, user, now, seb)
-    ai = db.session.scalar(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id,
-                                                     AttemptItem.item_id == item_id))
-    if ai is None:
+    row = db.session.execute(select(AttemptItem, ItemVersion)
+                             .join(ItemVersion, ItemVersion.id == AttemptItem.item_version_id)
+                             .where(AttemptItem.attempt_id == attempt.id, AttemptItem.item_id == item_id)).first()
+    if row is None:
         raise not_found("item in this attempt")
-    v = db.session.get(ItemVersion, ai.item_version_id)
+    ai, v = row
     problem = rules.answer_problem(v.kind, len(v.choices or []), value)
     if problem:
         raise ApiError(400, "invalid_request", problem)
@@ -515,10 +529,10 @@ def save_answer(user: User, attempt_id: int, item_id: int, value, *, ip, device,
     ai.answer = original
     ai.answered_at = now
     event(attempt, ANSWER, now, ip=ip, device=device, attempt_item_id=ai.id, answer=original)
+    attempt_id, deadline = attempt.id, attempt.deadline  # read before the commit expires them
     db.session.commit()
-    return {"attempt_id": attempt.id, "item_id": item_id, "saved_at": clock.iso(now),
-            "deadline": clock.iso(attempt.deadline),
-            "remaining_seconds": max(0, int((attempt.deadline - now).total_seconds()))}
+    return {"attempt_id": attempt_id, "item_id": item_id, "saved_at": clock.iso(now),
+            "deadline": clock.iso(deadline), "remaining_seconds": max(0, int((deadline - now).total_seconds()))}
 
 
 def score_attempt(attempt: Attempt) -> None:

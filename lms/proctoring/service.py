@@ -76,10 +76,10 @@ def check_addresses(exam: Exam, learner: User, pairs: list[tuple[str, str]], now
     return allowed
 
 
-def record_addresses(attempt: Attempt, allowed: dict, now: datetime) -> list[tuple[str, str]]:
-    """Append the attempt's new addresses; returns those that were new to it."""
-    have = set(db.session.execute(select(AttemptAddress.kind, AttemptAddress.value)
-                                  .where(AttemptAddress.attempt_id == attempt.id)).all())
+def record_addresses(attempt: Attempt, allowed: dict, now: datetime, *, fresh: bool = False) -> list[tuple[str, str]]:
+    """Append the attempt's new addresses; returns those that were new to it. ``fresh``:
+    the attempt was created in this transaction (it has none yet)."""
+    have = set() if fresh else attempt_addresses(attempt.id)
     new = []
     for (kind, value), exc_id in allowed.items():
         if (kind, value) in have:
