@@ -266,7 +266,7 @@ def may_finalize(ends_on: date, now: datetime) -> bool:
 
 
 def may_adjust(ends_on: date, now: datetime) -> bool:
-    """GRD-6: the instructor sets and corrects grades until the objection period closes."""
+    """GRD-6: the instructor corrects grades on objections until the objection period closes."""
     return now < objection_closes(ends_on)
 
 

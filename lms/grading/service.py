@@ -291,8 +291,6 @@ def store_proposal(course: Course, sheet: GradeSheet, actor_id: int | None, now)
 def _check_open(course: Course, sheet: GradeSheet, now) -> None:
     if sheet.finalized_at is not None:
         raise ApiError(409, "grades_finalized", "grades are final: a change needs a correction application (GRD-7)")
-    if not rules.may_adjust(ends_on(course), now):
-        raise RuleViolation(["GRD-6"], "the objection period is over: grades can only be finalised now")
 
 
 def set_scheme(course_id: int, actor: User, scheme: str) -> GradeSheet:
@@ -313,8 +311,8 @@ def _allowed_grade(scheme: str, grade: str) -> bool:
 
 def adjust(course_id: int, learner_id: int, actor: User, *, grade: str, reason: str | None,
            kind: str = "adjusted") -> CourseGrade:
-    """The instructor changes one proposed grade (GRD-2) until the objection period closes
-    (GRD-6). Fixed grades (ATT-6, GRD-3, EXM-13) and the make-up cap (EXM-11) hold."""
+    """The instructor changes one proposed grade (GRD-2) until the grades are final (GRD-6;
+    an objection's correction only inside the objection period). Fixed grades (ATT-6, GRD-3, EXM-13) and the make-up cap (EXM-11) hold."""
     course = course_for_grader(course_id, actor)
     sheet = _lock_sheet(course)
     now = clock.now()
@@ -559,6 +557,9 @@ def answer_objection(objection_id: int, actor: User, *, answer: str, grade: str 
     answer = _text("answer", answer)
     now = clock.now()
     if grade is not None:
+        if not rules.may_adjust(ends_on(course), now):
+            raise RuleViolation(["GRD-6"], "the objection period is over: a correction now needs a "
+                                "correction application after finalisation (GRD-7)")
         adjust(course.id, o.learner_id, actor, grade=grade, reason=f"objection #{o.id}: {answer}",
                kind="objection_correction")
         o.grade_after = grade
