@@ -358,3 +358,49 @@ def test_course_evaluation_week_and_anonymous_aggregates(app, client, users):
         cols = {col.name for col in EvaluationResponse.__table__.columns}
         assert cols == {"id", "course_id", "answers", "comment", "has_comment"}
         db.session.remove()
+
+
+def test_scheme_follows_the_class_until_chosen_and_is_rechecked_at_finalisation(app, client, users):
+    """GRD-2: reading the sheet does not fix the default scheme (9 learners → absolute, a
+    10th → relative); an absolute sheet of a class grown to 10 is refused at finalisation."""
+    c = Course(app, client, users, 9)
+    for k in range(9):
+        c.score(f"s{k:02d}", 90 - k)
+    c.at(COURSE_END)
+    assert c.sheet()["scheme"] == "absolute"
+    assert client.post(f"/api/v1/courses/{c.cid}/grades/propose", headers=c.ph()).status_code == 200
+    c.add("s09")
+    c.score("s09", 50)
+    assert c.sheet()["scheme"] == "absolute" and c.sheet()["absolute_allowed"] is False
+    c.at(OBJECTIONS_CLOSE)
+    err = assert_api_error(client.post(f"/api/v1/courses/{c.cid}/grades/finalize", headers=c.ph()),
+                           422, "rule_violation")
+    assert err["rules"] == ["GRD-2"]
+
+
+def test_reading_the_sheet_does_not_fix_the_default_scheme(app, client, users):
+    """GRD-2: 9 learners → absolute; a 10th enrols → relative (nothing was stored by reading)."""
+    from sqlalchemy import func
+
+    from lms.db import db
+    from lms.grading.models import GradeSheet
+
+    c = Course(app, client, users, 9)
+    assert c.sheet()["scheme"] == "absolute"
+    c.add("s09")
+    assert c.sheet()["scheme"] == "relative"
+    with app.app_context():
+        assert db.session.scalar(select(func.count(GradeSheet.id))) == 0
+        db.session.remove()
+
+
+def test_finalising_before_the_objection_period_ends_is_refused(app, client, users):
+    """GRD-6: finalising at 23:59:59 of day 14 is refused; at 00:00 of day 15 it works."""
+    c = _class(app, client, users, 3)
+    client.post(f"/api/v1/courses/{c.cid}/grades/propose", headers=c.ph())
+    c.at(OBJECTIONS_CLOSE - timedelta(seconds=1))
+    err = assert_api_error(client.post(f"/api/v1/courses/{c.cid}/grades/finalize", headers=c.ph()),
+                           422, "rule_violation")
+    assert err["rules"] == ["GRD-6"]
+    c.at(OBJECTIONS_CLOSE)
+    assert client.post(f"/api/v1/courses/{c.cid}/grades/finalize", headers=c.ph()).status_code == 200

@@ -222,11 +222,25 @@ def propose_grades(facts: list[LearnerFacts], scheme: str) -> dict[int, str | No
 
 # --- the sheet ------------------------------------------------------------------------------
 
-def get_sheet(course: Course, facts: list[LearnerFacts] | None = None) -> GradeSheet:
-    sheet = db.session.scalar(select(GradeSheet).where(GradeSheet.course_id == course.id))
+def find_sheet(course_id: int) -> GradeSheet | None:
+    return db.session.scalar(select(GradeSheet).where(GradeSheet.course_id == course_id))
+
+
+def peek_sheet(course: Course, facts: list[LearnerFacts] | None = None) -> GradeSheet:
+    """The stored sheet, or (for reading) an unsaved one with today's default scheme: the
+    default follows the class size until the instructor proposes or chooses."""
+    sheet = find_sheet(course.id)
     if sheet is None:
         facts = compute(course) if facts is None else facts
         sheet = GradeSheet(course_id=course.id, scheme=rules.default_scheme(class_size(facts), course.practice))
+    return sheet
+
+
+def get_sheet(course: Course, facts: list[LearnerFacts] | None = None) -> GradeSheet:
+    """The stored sheet, created (with the default scheme of the class now) when missing."""
+    sheet = find_sheet(course.id)
+    if sheet is None:
+        sheet = peek_sheet(course, facts)
         db.session.add(sheet)
         db.session.flush()
     return sheet
@@ -345,6 +359,9 @@ def check_finalizable(course: Course, sheet: GradeSheet, rows: list[CourseGrade]
     """GRD-2: the relative distribution holds; no essay waits (EXM-12)."""
     if not rows:
         raise ApiError(409, "not_proposed", "propose the grades first")
+    problem = rules.scheme_problem(sheet.scheme, class_size(compute(course)), course.practice)
+    if problem:
+        raise RuleViolation(["GRD-2"], problem + ": choose the scheme again and propose")
     if sheet.scheme == "relative":
         dist = rules.distribution([r.grade for r in rows if not r.fixed_by])
         if not dist.ok:
@@ -412,7 +429,7 @@ def windows(course: Course) -> dict:
 def sheet_dict(course: Course) -> dict:
     """API.md ``GET /courses/{id}/grades`` for staff: every learner, the distribution check."""
     facts = compute(course)
-    sheet = get_sheet(course, facts)
+    sheet = peek_sheet(course, facts)
     stored = stored_grades(course.id)
     grades = [grade_dict(stored.get(f.learner_id), f) for f in facts]
     known = {f.learner_id for f in facts}
@@ -486,8 +503,8 @@ def history(course_id: int, viewer: User, learner_id: int | None = None) -> list
 def record_component(course_id: int, learner_id: int, actor: User, *, component: str, score: float,
                      note: str | None) -> ComponentScore:
     course = course_for_grader(course_id, actor)
-    sheet = get_sheet(course)
-    if sheet.finalized_at is not None:
+    sheet = find_sheet(course.id)
+    if sheet is not None and sheet.finalized_at is not None:
         raise ApiError(409, "grades_finalized", "grades are final: a change needs a correction application (GRD-7)")
     if component not in rules.ENTERED_COMPONENTS:
         raise ApiError(400, "invalid_request", f"component: one of {', '.join(rules.ENTERED_COMPONENTS)}")
@@ -584,8 +601,8 @@ def apply_correction(course_id: int, actor: User, *, learner_id: int, grade: str
                      evidence: str) -> GradeCorrection:
     """GRD-7: after finalisation, the instructor applies with reasons and evidence."""
     course = course_for_grader(course_id, actor)
-    sheet = get_sheet(course)
-    if sheet.finalized_at is None:
+    sheet = find_sheet(course.id)
+    if sheet is None or sheet.finalized_at is None:
         raise ApiError(409, "not_finalized", "grades are not final yet: change them on the grade sheet")
     row = db.session.scalar(select(CourseGrade).where(CourseGrade.course_id == course.id,
                                                       CourseGrade.learner_id == learner_id))
