@@ -236,20 +236,40 @@ def test_finalisation_job_reminds_then_finalises(app, client, users):
             db.session.remove()
         return out
 
-    assert run(FINALIZE_DUE - timedelta(days=2, seconds=1)) == {"reminded": 0, "finalized": 0, "alerted": 0}
-    assert run(FINALIZE_DUE - timedelta(days=2))["reminded"] == 1
-    assert run(FINALIZE_DUE - timedelta(seconds=1)) == {"reminded": 0, "finalized": 0, "alerted": 0}
+    first = run(FINALIZE_DUE - timedelta(days=2, seconds=1))
+    assert first == {"reminded": 0, "finalized": 0, "alerted": 0, "nile_alerts": 1}  # ENR-6 report overdue
+    assert run(FINALIZE_DUE - timedelta(days=2)) == {"reminded": 1, "finalized": 0, "alerted": 0, "nile_alerts": 0}
+    assert run(FINALIZE_DUE - timedelta(seconds=1)) == {"reminded": 0, "finalized": 0, "alerted": 0,
+                                                        "nile_alerts": 0}
     assert run(FINALIZE_DUE)["finalized"] == 1
     with app.app_context():
         sheet = db.session.scalar(select(GradeSheet).where(GradeSheet.course_id == c.cid))
         assert sheet.finalized_at is not None and sheet.finalized_by is None
         kinds = [n.kind for n in db.session.scalars(select(Notice).where(Notice.user_id == c.prof_id))]
         assert "grade_finalize_reminder" in kinds
+        admin_kinds = [n.kind for n in db.session.scalars(select(Notice).where(Notice.user_id != c.prof_id))]
+        assert admin_kinds.count("nile_report_overdue") == 1
         db.session.remove()
     c.prof = users.login(client, "prof")
     g = c.grades()
     assert g["s00"]["grade"] == "A+" and c.sheet()["finalized"] is True
     assert_api_error(client.post(f"/api/v1/courses/{c.cid}/grades/propose", headers=c.ph()), 409, "grades_finalized")
+
+
+def test_openapi_lists_grading_endpoints_with_unique_schema_names(app):
+    import warnings
+
+    app.config.pop("_spec", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with app.test_request_context():
+            spec = app._get_spec(force_update=True)
+    assert not [str(w.message) for w in caught if "schema" in str(w.message).lower()]
+    assert not [k for k in spec["components"]["schemas"] if k[-1].isdigit()]
+    for path in ("/api/v1/courses/{course_id}/grades", "/api/v1/courses/{course_id}/grades/finalize",
+                 "/api/v1/courses/{course_id}/objections", "/api/v1/courses/{course_id}/nile-reports",
+                 "/api/v1/courses/{course_id}/evaluation"):
+        assert path in spec["paths"], path
 
 
 def test_finalisation_job_alerts_when_the_sheet_breaks_grd2(app, client, users):

@@ -43,51 +43,51 @@ bp = APIBlueprint("grading_api", __name__, url_prefix="/api/v1", tag="Grades")
 ALL_GRADES = (*rules.GRADES, rules.PASS, rules.FAIL)
 
 
-class GradeIn(Schema):
+class GradingGradeIn(Schema):
     grade = fields.String(required=True, validate=OneOf(ALL_GRADES))
     reason = fields.String(load_default=None, allow_none=True, validate=Length(0, service.MAX_TEXT))
 
 
-class SchemeIn(Schema):
+class GradingSchemeIn(Schema):
     scheme = fields.String(required=True, validate=OneOf(rules.SCHEMES))
 
 
-class ComponentIn(Schema):
+class GradingComponentIn(Schema):
     component = fields.String(required=True, validate=OneOf(rules.ENTERED_COMPONENTS))
     score = FiniteFloat(required=True, validate=Range(min=0, max=100))
     note = fields.String(load_default=None, allow_none=True, validate=Length(0, service.MAX_TEXT))
 
 
-class ObjectionIn(Schema):
+class GradingObjectionIn(Schema):
     message = fields.String(required=True, validate=Length(1, service.MAX_TEXT))
 
 
-class AnswerIn(Schema):
+class GradingAnswerIn(Schema):
     answer = fields.String(required=True, validate=Length(1, service.MAX_TEXT))
     grade = fields.String(load_default=None, allow_none=True, validate=OneOf(ALL_GRADES))
 
 
-class CorrectionIn(Schema):
+class GradingCorrectionIn(Schema):
     learner_id = StrictInt(required=True, validate=Range(min=1, max=2**31 - 1))
     grade = fields.String(required=True, validate=OneOf(ALL_GRADES))
     reasons = fields.String(required=True, validate=Length(1, service.MAX_TEXT))
     evidence = fields.String(required=True, validate=Length(1, 20000))
 
 
-class StatusQuery(Schema):
+class GradingStatusQuery(Schema):
     status = fields.String(load_default=None, validate=OneOf(("pending", "approved", "rejected")))
 
 
-class HistoryQuery(Schema):
+class GradingHistoryQuery(Schema):
     learner_id = fields.Integer(load_default=None, validate=Range(min=1, max=2**31 - 1))
 
 
-class ReportIn(Schema):
+class GradingReportIn(Schema):
     kind = fields.String(required=True, validate=OneOf(reports.KINDS))
     format = fields.String(required=True, validate=OneOf(reports.FORMATS))
 
 
-class Answers(Schema):
+class GradingAnswers(Schema):
     goals = StrictInt(required=True, validate=Range(min=1, max=5))
     content = StrictInt(required=True, validate=Range(min=1, max=5))
     instructor = StrictInt(required=True, validate=Range(min=1, max=5))
@@ -95,8 +95,8 @@ class Answers(Schema):
     overall = StrictInt(required=True, validate=Range(min=1, max=5))
 
 
-class EvaluationIn(Schema):
-    answers = fields.Nested(Answers, required=True)
+class GradingEvaluationIn(Schema):
+    answers = fields.Nested(GradingAnswers, required=True)
     comment = fields.String(load_default=None, allow_none=True, validate=Length(0, evaluation.MAX_COMMENT))
 
 
@@ -130,7 +130,7 @@ def propose(course_id):
 
 @bp.put("/courses/<int:course_id>/grades/<int:learner_id>")
 @roles_required("instructor", "admin")
-@bp.input(GradeIn, arg_name="body")
+@bp.input(GradingGradeIn, arg_name="body")
 def adjust(course_id, learner_id, body):
     service.adjust(course_id, learner_id, _me(), grade=body["grade"], reason=body["reason"])
     db.session.commit()
@@ -139,7 +139,7 @@ def adjust(course_id, learner_id, body):
 
 @bp.put("/courses/<int:course_id>/grading-scheme")
 @roles_required("instructor", "admin")
-@bp.input(SchemeIn, arg_name="body")
+@bp.input(GradingSchemeIn, arg_name="body")
 def set_scheme(course_id, body):
     service.set_scheme(course_id, _me(), body["scheme"])
     db.session.commit()
@@ -157,14 +157,14 @@ def finalize(course_id):
 
 @bp.get("/courses/<int:course_id>/grades/history")
 @roles_required("instructor", "ta", "admin", "inspector")
-@bp.input(HistoryQuery, location="query", arg_name="query")
+@bp.input(GradingHistoryQuery, location="query", arg_name="query")
 def grade_history(course_id, query):
     return {"events": service.history(course_id, _me(), query["learner_id"])}
 
 
 @bp.put("/courses/<int:course_id>/component-scores/<int:learner_id>")
 @roles_required("instructor", "admin")
-@bp.input(ComponentIn, arg_name="body")
+@bp.input(GradingComponentIn, arg_name="body")
 def record_component(course_id, learner_id, body):
     """Assignments / participation score (0–100), appended with who and when (GRD-1)."""
     row = service.record_component(course_id, learner_id, _me(), component=body["component"],
@@ -177,7 +177,7 @@ def record_component(course_id, learner_id, body):
 
 @bp.post("/courses/<int:course_id>/objections")
 @roles_required("learner")
-@bp.input(ObjectionIn, arg_name="body")
+@bp.input(GradingObjectionIn, arg_name="body")
 def object_to_grade(course_id, body):
     o = service.object_to_grade(course_id, _me(), body["message"])
     db.session.commit()
@@ -192,7 +192,7 @@ def list_objections(course_id):
 
 @bp.post("/objections/<int:objection_id>/answer")
 @roles_required("instructor", "admin")
-@bp.input(AnswerIn, arg_name="body")
+@bp.input(GradingAnswerIn, arg_name="body")
 def answer_objection(objection_id, body):
     o = service.answer_objection(objection_id, _me(), answer=body["answer"], grade=body["grade"])
     db.session.commit()
@@ -203,7 +203,7 @@ def answer_objection(objection_id, body):
 
 @bp.post("/courses/<int:course_id>/grade-corrections")
 @roles_required("instructor", "admin")
-@bp.input(CorrectionIn, arg_name="body")
+@bp.input(GradingCorrectionIn, arg_name="body")
 def apply_correction(course_id, body):
     c = service.apply_correction(course_id, _me(), **body)
     db.session.commit()
@@ -212,7 +212,7 @@ def apply_correction(course_id, body):
 
 @bp.get("/grade-corrections")
 @roles_required("instructor", "admin", "inspector")
-@bp.input(StatusQuery, location="query", arg_name="query")
+@bp.input(GradingStatusQuery, location="query", arg_name="query")
 def list_corrections(query):
     return {"corrections": [service.correction_dict(c) for c in service.list_corrections(_me(), status=query["status"])]}
 
@@ -239,7 +239,7 @@ def list_reports(course_id):
 
 @bp.post("/courses/<int:course_id>/nile-reports")
 @roles_required("instructor", "admin")
-@bp.input(ReportIn, arg_name="body")
+@bp.input(GradingReportIn, arg_name="body")
 def generate_report(course_id, body):
     r = reports.generate(course_id, _me(), kind=body["kind"], fmt=body["format"])
     db.session.commit()
@@ -271,7 +271,7 @@ def get_evaluation(course_id):
 
 @bp.post("/courses/<int:course_id>/evaluation")
 @roles_required("learner")
-@bp.input(EvaluationIn, arg_name="body")
+@bp.input(GradingEvaluationIn, arg_name="body")
 def submit_evaluation(course_id, body):
     evaluation.submit(course_id, _me(), body["answers"], body["comment"])
     db.session.commit()

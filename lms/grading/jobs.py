@@ -1,6 +1,8 @@
 """Grading jobs (GRD-6, GRD-7, ENR-6).
 
 ``grading_deadlines`` (every 10 minutes):
+- alerts the institution's administrators once per course and report when a NILE report
+  (ENR-6 course status, GRD-7 grades) is overdue (an in-app notice and e-mail);
 - reminds a course's instructors once, 2 days before the finalisation deadline (GRD-6);
 - at the deadline (7 days after the objection period) finalises and locks the grades of
   every course not yet final: the stored sheet, or the proposal when the instructor never
@@ -34,7 +36,9 @@ def grading_deadlines() -> dict:
     now = clock.now()
     done = {"reminded": 0, "finalized": 0, "alerted": 0}
     courses = list(db.session.scalars(select(Course).where(Course.status == "published")))
+    done["nile_alerts"] = 0
     for course in courses:
+        done["nile_alerts"] += _nile_overdue_alerts(course, now)
         e = course_ends_on(course.starts_on, course.weeks)
         if now < rules.course_end_instant(e):
             continue
@@ -72,6 +76,33 @@ def grading_deadlines() -> dict:
                 db.session.commit()
                 done["alerted"] += 1
     return done
+
+
+NILE_OVERDUE = "nile_report_overdue"  # the notice kind; one per course, report and admin
+
+
+def _nile_overdue_alerts(course: Course, now) -> int:
+    """ENR-6 / GRD-7: notify the administrators once when a report is overdue (the notice
+    itself, linked to the course's report page, records that the alert went out)."""
+    from lms.grading import reports
+    from lms.notify.models import Notice
+
+    sent = 0
+    for kind, st in reports.due_state(course, now).items():
+        if not st["overdue"]:
+            continue
+        link = f"/courses/{course.id}/nile-reports#{kind}"
+        if db.session.scalar(select(Notice.id).where(Notice.kind == NILE_OVERDUE, Notice.link == link).limit(1)):
+            continue
+        admins = list(db.session.scalars(select(User.id).where(User.role == "admin",
+                                                               User.institution_id == course.institution_id)))
+        label = "과정 운영 현황 (ENR-6)" if kind == "course_status" else "성적 및 출석률 (GRD-7)"
+        notify_users(admins, kind=NILE_OVERDUE, subject=f"[{course.code}] NILE 보고 기한 경과: {label}",
+                     body=f"보고 기한({st['due']})이 지났습니다. 보고서를 생성하여 제출하세요.",
+                     link=link)
+        db.session.commit()
+        sent += 1
+    return sent
 
 
 PERIODIC = [(grading_deadlines, 600)]
