@@ -232,6 +232,8 @@ def test_a_complete_term_through_the_api(app, client, users):
                       headers=w.ah()).get_json()["events"]
     assert [e["kind"] for e in hist][-2:] == ["finalized", "correction_approved"]
     assert hist[-1]["grade_before"] == corr["grade_before"] and hist[-1]["grade_after"] == "C0"
+    state = client.get(f"/api/v1/courses/{cid}/nile-reports", headers=w.ah()).get_json()
+    assert state["due"]["grades"]["corrected_since"] is True  # GRD-7: report the correction again
 
     # For the certificate: final_results.
     from lms.db import db

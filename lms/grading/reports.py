@@ -33,7 +33,7 @@ from lms.db import db
 from lms.enrolment.models import Enrollment
 from lms.errors import ApiError, forbidden, not_found
 from lms.grading import rules, service
-from lms.grading.models import CourseGrade, GradeSheet, NileReport
+from lms.grading.models import CourseGrade, GradeCorrection, GradeSheet, NileReport
 
 KINDS = ("course_status", "grades")
 FORMATS = ("csv", "xlsx")
@@ -174,6 +174,12 @@ def due_state(course: Course, now=None) -> dict:
             state = "overdue" if now >= due else "pending"
         out[kind] = {"due": clock.iso(due), "state": state, "overdue": state == "overdue",
                      "first_generated_at": clock.iso(first)}
+    # GRD-7: a grade corrected after the last grade report needs a new report.
+    last = db.session.scalar(select(func.max(NileReport.generated_at)).where(
+        NileReport.course_id == course.id, NileReport.kind == "grades"))
+    corrected = db.session.scalar(select(func.max(GradeCorrection.decided_at)).where(
+        GradeCorrection.course_id == course.id, GradeCorrection.status == "approved"))
+    out["grades"]["corrected_since"] = bool(last and corrected and corrected > last)
     return out
 
 
