@@ -385,6 +385,7 @@ def test_pdf_is_stored_with_its_sha256_and_holds_the_rule_ids(world, app, client
     for rule in ("CRS-10", "ATT-2", "EXM-5", "EXM-7", "ENR-3", "GRD-2", "REC-5", "SYS-3"):
         assert f"({rule})" in text, rule
     assert b"HYSMyeongJo-Medium" in pdf  # the Korean CID font
+    assert b"/Title (Compliance report EXM101 2027-1)" in pdf  # course and term
     listed = client.get(f"/api/v1/courses/{world.cid}/compliance/reports", headers=bearer(insp)).get_json()
     assert [x["id"] for x in listed["reports"]] == [meta["id"]]
 
@@ -437,3 +438,14 @@ def test_compliance_pages(world, app, users):
     learner = app.test_client()
     web_login(learner, users, "lea")
     assert learner.get(f"/audit/compliance/courses/{world.cid}").status_code == 403
+
+
+def test_term_listing(world, app, client, users):
+    insp = users.login(client, "insp")
+    r = client.get("/api/v1/compliance/courses?term=2027-1", headers=bearer(insp))
+    assert r.status_code == 200
+    assert [(c["id"], c["term"], c["latest_report"]) for c in r.get_json()["courses"]] == [(world.cid, "2027-1", None)]
+    assert client.get("/api/v1/compliance/courses?term=2027-2", headers=bearer(insp)).get_json()["courses"] == []
+    assert_api_error(client.get("/api/v1/compliance/courses?term=2027-3", headers=bearer(insp)), 400,
+                     "invalid_request")
+    assert_api_error(client.get("/api/v1/compliance/courses", headers=world.h("lea")), 403, "forbidden")

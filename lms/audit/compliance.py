@@ -53,6 +53,11 @@ def institution_courses(user: User, term: str | None = None) -> list[tuple[Cours
     return [(c, t) for c, t in out if term is None or t == term]
 
 
+def valid_term(term: str) -> bool:
+    year, _, half = term.partition("-")
+    return len(year) == 4 and year.isdigit() and half in ("1", "2")
+
+
 # --- facts ---------------------------------------------------------------------------------------
 
 def gather(course: Course, now: datetime) -> cr.CourseFacts:

@@ -8,13 +8,16 @@ the course's institution.
   evidence and answers ``{"id", "term", "generated_at", "counts", "pdf_sha256", "pdf_size"}``
 - ``GET /api/v1/courses/{id}/compliance/reports`` → the stored reports, newest first
 - ``GET /api/v1/compliance-reports/{id}/pdf`` → the stored PDF (``X-Content-SHA256``)
+- ``GET /api/v1/compliance/courses?term=2027-1`` → the institution's courses with their term
+  (``YYYY-1`` Mar–Aug, ``YYYY-2`` Sep–Feb, by start date) and latest stored report
 """
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import Response
+from flask import Response, request
 
 from lms.audit import compliance
+from lms.errors import ApiError
 from lms.security import current_auth, roles_required
 
 bp = APIBlueprint("audit_compliance_api", __name__, url_prefix="/api/v1", tag="Audit")
@@ -54,3 +57,18 @@ def pdf_response(row) -> Response:
 @roles_required(*compliance.REPORT_ROLES)
 def report_pdf(report_id):
     return pdf_response(compliance.stored_report(report_id, current_auth().user))
+
+
+@bp.get("/compliance/courses")
+@roles_required(*compliance.REPORT_ROLES)
+def term_courses():
+    term = request.args.get("term") or None
+    if term is not None and not compliance.valid_term(term):
+        raise ApiError(400, "invalid_request", "term: YYYY-1 (March–August) or YYYY-2 (September–February)")
+    out = []
+    for course, t in compliance.institution_courses(current_auth().user, term):
+        latest = compliance.stored_reports(course)[:1]
+        out.append({"id": course.id, "code": course.code, "title": course.title, "term": t,
+                    "starts_on": course.starts_on.isoformat(), "weeks": course.weeks, "status": course.status,
+                    "latest_report": compliance.stored_dict(latest[0]) if latest else None})
+    return {"term": term, "courses": out}
