@@ -4,6 +4,7 @@ answers it, the learner sees the answer with its time; an inspector reads the th
 (read-only) and opens the course's compliance report and keeps its PDF."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -13,6 +14,8 @@ from test_complaints import World
 from test_exam_browser import browser_login, new_page
 
 pytestmark = pytest.mark.browser
+
+SCREENSHOT_DIR = os.environ.get("LMS_SCREENSHOT_DIR", "/tmp")
 
 
 def test_rec5_learner_files_a_complaint_staff_answer_inspector_reads(app, client, users, browser, live_server):
@@ -45,6 +48,7 @@ def test_rec5_learner_files_a_complaint_staff_answer_inspector_reads(app, client
     page.goto(url)
     msgs = page.locator("[data-testid=messages] li")
     expect(msgs).to_have_count(2)
+    page.screenshot(path=os.path.join(SCREENSHOT_DIR, "complaint-thread.png"))
     expect(msgs.nth(1)).to_have_attribute("data-role", "ta")
     expect(msgs.nth(1)).to_contain_text("출석으로 정정될 예정")
     expect(msgs.nth(1).locator("time")).to_have_attribute("datetime", re.compile(r"^2027-03-10T"))
@@ -60,6 +64,7 @@ def test_rec5_learner_files_a_complaint_staff_answer_inspector_reads(app, client
     insp.locator(f"a[data-course-id='{w.cid}']").click()
     expect(insp.locator("[data-testid=verdicts] tbody tr")).to_have_count(60)
     expect(insp.locator("tr[data-rule='REC-5']")).to_have_attribute("data-status", "pass")
+    insp.screenshot(path=os.path.join(SCREENSHOT_DIR, "compliance-report.png"), full_page=False)
     insp.get_by_test_id("make-pdf").click()
     expect(insp.get_by_test_id("stored-reports").locator("li")).to_have_count(1)
     with insp.expect_download() as dl:

@@ -13,6 +13,8 @@ from flask_babel import gettext as _
 
 from lms.audit import complaints
 from lms.audit.models_compliance import COMPLAINT_KINDS, COMPLAINT_STATUSES
+from lms.content.models import Course
+from lms.db import db
 from lms.errors import ApiError
 from lms.i18n import N_
 from lms.net import client_ip
@@ -118,5 +120,6 @@ def thread(complaint_id):
             return redirect(url_for("audit_complaints_pages.thread", complaint_id=complaint_id), 303)
     c = complaints.get_complaint(complaint_id, user)
     data = complaints.complaint_dict(c, with_messages=True, viewer=user)
-    return render_template("audit/complaints_thread.html", c=c, data=data, error=error,
+    course = db.session.get(Course, c.course_id) if c.course_id else None
+    return render_template("audit/complaints_thread.html", c=c, data=data, error=error, course=course,
                            can_close=data["can_reply"], **_labels()), status
