@@ -203,3 +203,27 @@ def test_pages_inspector_reads_only(world, app, users):
     other = app.test_client()
     web_login(other, users, "leb")
     assert other.get(f"/complaints/{cid}").status_code == 403
+
+
+def test_naming_a_lesson_or_exam_sets_its_course(world, app):
+    """REC-5: a complaint may name a lesson or exam of the learner's course; the course is
+    taken from it; naming things of two courses is refused."""
+    from lms import clock
+    from lms.content.models import Lesson
+    from lms.db import db
+    from lms.exams.models import Exam
+
+    with app.app_context():
+        now = clock.now()
+        mine = Lesson(course_id=world.cid, week=3, position=2, title="3-2", kind="video", duration_seconds=1500,
+                      opens_at=now, attendance_deadline=now + timedelta(days=14), created_at=now)
+        exam = Exam(course_id=world.other, title="기말", kind="final", opens_at=now, closes_at=now + timedelta(days=1),
+                    duration_minutes=60, items_per_difficulty={"easy": 1}, created_at=now)
+        db.session.add_all([mine, exam])
+        db.session.commit()
+        lid, eid = mine.id, exam.id
+    r = world.file(course_id=None, lesson_id=lid)
+    assert r.status_code == 201 and (r.get_json()["course_id"], r.get_json()["lesson_id"]) == (world.cid, lid)
+    assert_api_error(world.file(lesson_id=lid, exam_id=eid), 400, "invalid_request")
+    assert_api_error(world.file(course_id=None, exam_id=eid, kind="grade"), 403, "forbidden")  # not enrolled
+    assert_api_error(world.file(course_id=None, lesson_id=99999), 404, "not_found")
