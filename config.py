@@ -117,6 +117,13 @@ def settings_from_env(env_name: str) -> dict:
         "EXAM_ITEM_MIN_DISCRIMINATION": _env_float("LMS_EXAM_ITEM_MIN_DISCRIMINATION", 0.1),
         # The exam page re-reads its attempt (timer sync, session kept alive) this often.
         "EXAM_SYNC_SECONDS": _env_float("LMS_EXAM_SYNC_SECONDS", 60.0),
+        # Proxy-attendance detection (issue 6): logins of one account from different IPv4 /16
+        # or IPv6 /48 networks within this many minutes are reported; views whose heartbeats
+        # claimed more than this many seconds beyond what was credited are reported.
+        "PROXY_LOGIN_JUMP_MINUTES": _env_float("LMS_PROXY_LOGIN_JUMP_MINUTES", 30.0),
+        "PROXY_IPV4_PREFIX": _env_int("LMS_PROXY_IPV4_PREFIX", 16),
+        "PROXY_IPV6_PREFIX": _env_int("LMS_PROXY_IPV6_PREFIX", 48),
+        "PROXY_EXCESS_SECONDS": _env_float("LMS_PROXY_EXCESS_SECONDS", 60.0),
     }
 
 

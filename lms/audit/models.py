@@ -40,3 +40,6 @@ class AccessLog(db.Model):
         Index("ix_access_log_at", "at"),
         Index("ix_access_log_course_at", "course_id", "at"),
     )
+
+# Compliance reports, complaints and proxy-detection indexes (issue 6, items 4–6).
+from lms.audit.models_compliance import Complaint, ComplaintMessage, ComplianceReport  # noqa: E402,F401
