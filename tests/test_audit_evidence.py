@@ -431,3 +431,69 @@ def test_partition_created_late_takes_its_rows_from_the_default_partition(app, c
         assert partitions.partition_count("access_log_default") == 0
     else:
         assert created == []
+
+
+# --- admin actions from the services, and the verification page ------------------------
+
+def test_admin_actions_recorded_by_the_services_with_actor_and_ip(app, client, users, admin_token):
+    """Locking a user through the API records who (admin, role), what (user id, lock),
+    before/after and the IP in admin_action, committed with the change."""
+    from conftest import bearer
+    from lms.audit.models import AdminAction
+    from lms.db import db
+
+    learner_id = users.create("lockme", "learner")
+    r = client.post(f"/api/v1/users/{learner_id}/lock", json={"reason": "비정상 접속"}, headers=bearer(admin_token))
+    assert r.status_code == 200, r.get_json()
+    with app.app_context():
+        rows = db.session.scalars(select(AdminAction).where(AdminAction.entity == "user",
+                                                            AdminAction.entity_id == learner_id)).all()
+        actions = [(a.action, a.actor_username, a.actor_role) for a in rows]
+        assert ("create", None, None) in actions  # created by the test helper, outside a request
+        lock = [a for a in rows if a.action == "lock"][0]
+        assert (lock.actor_username, lock.actor_role, lock.ip) == ("admin1", "admin", "127.0.0.1")
+        assert lock.before == {"locked": False} and lock.after == {"locked": True, "reason": "비정상 접속"}
+        db.session.remove()
+
+
+def test_rec1_verify_page_shows_the_first_broken_row(app, client, users):
+    """Admins and inspectors see the verification; learners get 403."""
+    import re
+
+    from lms.audit.models import AccessLog
+    from lms.db import db
+
+    users.create("auditadmin", "admin", name="감사 관리자")
+    users.create("auditlearner", "learner")
+    with app.app_context():
+        set_clock(app, T0)
+        ids = _access(4)
+        _seal(app, T0 + timedelta(days=2))
+        db.session.remove()
+
+    def web_login(username):
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        r = client.post("/login", data={"csrf_token": token, "username": username,
+                                        "password": users.passwords[username]})
+        assert r.status_code == 302
+        page = client.get("/login/otp").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        assert client.post("/login/otp", data={"csrf_token": token, "code": users.code(username)}).status_code == 302
+
+    web_login("auditlearner")
+    assert client.get("/audit/verify").status_code == 403
+    client.post("/logout")
+    web_login("auditadmin")
+    r = client.get("/audit/verify?run=1&from=2026-03-10&to=2026-03-11")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'data-ok="true"' in html and "모든 체인과 일별 요약이 일치합니다" in html
+    with app.app_context():
+        db.session.execute(delete(AccessLog).where(AccessLog.id == ids[2]))
+        db.session.commit()
+        db.session.remove()
+    html = client.get("/audit/verify?run=1&from=2026-03-10&to=2026-03-11").get_data(as_text=True)
+    assert 'data-ok="false"' in html and f"#{ids[2]}" in html and "삭제" in html
+    r = client.get("/audit/verify?run=1&from=2026-01-01&to=2026-03-11")
+    assert r.status_code == 400 and "최대 31일" in r.get_data(as_text=True)
+    assert client.get("/audit/verify?run=1&from=2026-02-30").status_code == 400
