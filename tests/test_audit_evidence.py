@@ -497,3 +497,26 @@ def test_rec1_verify_page_shows_the_first_broken_row(app, client, users):
     r = client.get("/audit/verify?run=1&from=2026-01-01&to=2026-03-11")
     assert r.status_code == 400 and "최대 31일" in r.get_data(as_text=True)
     assert client.get("/audit/verify?run=1&from=2026-02-30").status_code == 400
+
+
+def test_month_partitions_follow_kst_month_boundaries(app, ctx):
+    """A row at 23:59:59 KST on the last day of a month belongs to that month's partition,
+    one at 00:00:00 KST on the 1st to the next (so dropping a month never takes a row of
+    the next one)."""
+    from lms.audit import partitions
+    from lms.audit.models import AccessLog
+    from lms.db import db
+
+    created = partitions.ensure_ahead(datetime(2021, 1, 10, tzinfo=KST), months_ahead=1)
+    set_clock(app, datetime(2021, 1, 31, 23, 59, 59, tzinfo=KST))
+    _access(1)
+    set_clock(app, datetime(2021, 2, 1, 0, 0, 0, tzinfo=KST))
+    _access(1)
+    assert db.session.scalar(select(func.count()).select_from(AccessLog)) == 2
+    if TEST_DB == "postgresql":
+        assert {"access_log_p202101", "access_log_p202102"} <= set(created)
+        assert partitions.partition_count("access_log_p202101") == 1
+        assert partitions.partition_count("access_log_p202102") == 1
+        assert partitions.partition_count("access_log_default") == 0
+    else:
+        assert created == []

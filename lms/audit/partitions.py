@@ -24,7 +24,9 @@ _NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<y>\d{4})(?P<m>\d\d)$")
 
 
 def _bound(month: date) -> str:
-    return f"{month.isoformat()} 00:00:00+09"
+    """The partition bound of a KST month: its first instant (00:00 KST) as the naive UTC
+    timestamp the columns store (``lms.db.UTCDateTime``)."""
+    return rules.day_start(month).replace(tzinfo=None).isoformat(sep=" ")
 
 
 def part_name(table: str, month: date) -> str:
