@@ -86,9 +86,17 @@ def month_rows(rng: random.Random, month: date, n: int, learners: int):
     offsets = sorted(rng.random() * span for _ in range(n))
     term = term_of(start)
     r = rng.random
+    base = int(start.timestamp())
+    days: dict[int, str] = {}
     for off in offsets:
-        at = start + timedelta(seconds=off)
-        ts = _ts(at)
+        # naive UTC text without datetime objects (the generator's hot loop)
+        sec = int(off)
+        t = base + sec
+        d, rem = divmod(t, 86400)
+        day = days.get(d)
+        if day is None:
+            day = days[d] = datetime.fromtimestamp(d * 86400, timezone.utc).strftime("%Y-%m-%d")
+        ts = f"{day} {rem // 3600:02d}:{rem // 60 % 60:02d}:{rem % 60:02d}.{int((off - sec) * 1e6):06d}"
         learner = 1 + int(r() * learners)
         course = course_of(learner, term, int(r() * 4))
         x = r()
@@ -155,23 +163,51 @@ def generate(url: str, rows: int, learners: int = 10_000, years: int = 5, end: d
     rng = random.Random(seed)
     per_month = rows // len(month_list)
     counts = {t: 0 for t in COLUMNS}
+    import queue
+    import threading
+
+    # The next month is generated while the database ingests this one (a writer thread).
+    todo: queue.Queue = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+
+    def writer():
+        try:
+            with psycopg.connect(psy_url) as wconn:
+                wconn.execute("SET synchronous_commit = off")
+                while True:
+                    item = todo.get()
+                    if item is None:
+                        return
+                    month, buffers = item
+                    with wconn.cursor() as cur:
+                        for table, lines in buffers.items():
+                            with cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN") as copy:
+                                for k in range(0, len(lines), 20000):
+                                    copy.write("".join(lines[k:k + 20000]))
+                            counts[table] += len(lines)
+                    wconn.commit()
+                    done = sum(counts.values())
+                    progress(f"{month.isoformat()[:7]}: {done:,} rows, {done / (time.perf_counter() - t0):,.0f} rows/s")
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            failed.append(exc)
+            while todo.get() is not None:
+                pass
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    for i, month in enumerate(month_list):
+        n = per_month + (rows - per_month * len(month_list) if i == len(month_list) - 1 else 0)
+        buffers = {t: [] for t in COLUMNS}
+        for table, line in month_rows(rng, month, n, learners):
+            buffers[table].append(line)
+        todo.put((month, buffers))
+        if failed:
+            break
+    todo.put(None)
+    thread.join()
+    if failed:
+        raise failed[0]
     with psycopg.connect(psy_url) as conn:
-        conn.execute("SET synchronous_commit = off")
-        for i, month in enumerate(month_list):
-            n = per_month + (rows - per_month * len(month_list) if i == len(month_list) - 1 else 0)
-            buffers = {t: [] for t in COLUMNS}
-            for table, line in month_rows(rng, month, n, learners):
-                buffers[table].append(line)
-            with conn.cursor() as cur:
-                for table, lines in buffers.items():
-                    with cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN") as copy:
-                        for k in range(0, len(lines), 20000):
-                            copy.write("".join(lines[k:k + 20000]))
-                    counts[table] += len(lines)
-            conn.commit()
-            done = sum(counts.values())
-            el = time.perf_counter() - t0
-            progress(f"{month.isoformat()[:7]}: {done:,} rows, {done / el:,.0f} rows/s")
         conn.execute("ANALYZE access_log")
         conn.execute("ANALYZE view_event")
         conn.execute("ANALYZE attempt_event")
