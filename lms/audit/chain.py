@@ -52,6 +52,11 @@ def seal(now: datetime | None = None) -> dict[str, dict]:
     return out
 
 
+def _day_range(chain, day: date) -> tuple:
+    """``row_at`` bounds of a KST day: lets PostgreSQL prune the chain's month partitions."""
+    return (chain.c.row_at >= rules.day_start(day), chain.c.row_at < rules.day_start(day + timedelta(days=1)))
+
+
 def _last_closed(tbl: str) -> date | None:
     return db.session.scalar(select(func.max(EvidenceDigest.day)).where(EvidenceDigest.tbl == tbl))
 
@@ -83,7 +88,7 @@ def _seal_table(tbl: str, cutoff: datetime, now: datetime) -> dict:
                 continue
             if day not in prev:
                 prev[day] = db.session.scalar(
-                    select(chain.c.link).where(chain.c.tbl == tbl, chain.c.day == day)
+                    select(chain.c.link).where(chain.c.tbl == tbl, chain.c.day == day, *_day_range(chain, day))
                     .order_by(chain.c.row_id.desc()).limit(1)) or rules.genesis(tbl, day)
             h = rules.row_hash(tbl, row)
             prev[day] = rules.link(prev[day], row["id"], h)
@@ -116,13 +121,16 @@ def _close_days(tbl: str, last_closed: date | None, close_to: date, now: datetim
         return 0
     stats = {d: (n, lo, hi) for d, n, lo, hi in db.session.execute(
         select(chain.c.day, func.count(), func.min(chain.c.row_id), func.max(chain.c.row_id))
-        .where(chain.c.tbl == tbl, chain.c.day >= start, chain.c.day <= close_to)
+        .where(chain.c.tbl == tbl, chain.c.day >= start, chain.c.day <= close_to,
+               chain.c.row_at >= rules.day_start(start),
+               chain.c.row_at < rules.day_start(close_to + timedelta(days=1)))
         .group_by(chain.c.day))}
     digests, day = [], start
     while day <= close_to:
         n, lo, hi = stats.get(day, (0, None, None))
         last_link = rules.genesis(tbl, day) if not n else db.session.scalar(
-            select(chain.c.link).where(chain.c.tbl == tbl, chain.c.day == day, chain.c.row_id == hi))
+            select(chain.c.link).where(chain.c.tbl == tbl, chain.c.day == day, chain.c.row_id == hi,
+                                       *_day_range(chain, day)))
         digest = rules.day_digest(previous, tbl, day, n, lo, hi, last_link)
         digests.append({"tbl": tbl, "day": day, "row_count": n, "first_id": lo, "last_id": hi,
                         "last_link": last_link, "prev_digest": previous, "digest": digest,
@@ -219,7 +227,7 @@ def _verify_day(tbl, day, rep, watermark, last_closed, first_digest_day, horizon
         return None
     links = iter(db.session.execute(
         select(chain.c.row_id, chain.c.row_at, chain.c.row_hash, chain.c.link)
-        .where(chain.c.tbl == tbl, chain.c.day == day).order_by(chain.c.row_id)).all())
+        .where(chain.c.tbl == tbl, chain.c.day == day, *_day_range(chain, day)).order_by(chain.c.row_id)).all())
     rows = iter(db.session.execute(select(table).where(table.c.at >= start, table.c.at < end)
                                    .order_by(table.c.id).execution_options(yield_per=5000)))
     lk = next(links, None)
