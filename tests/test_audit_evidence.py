@@ -520,3 +520,25 @@ def test_month_partitions_follow_kst_month_boundaries(app, ctx):
         assert partitions.partition_count("access_log_default") == 0
     else:
         assert created == []
+
+
+def test_rec1_sealing_partitions_and_retention_are_scheduled_jobs(app, ctx):
+    """The scheduler runs sealing every minute and partitions/retention daily; each job
+    works when the worker calls it."""
+    from lms.audit import jobs
+    from lms.audit.models import EvidenceChain, RetentionLedger
+    from lms.db import db
+    from lms.jobs import periodic_jobs
+
+    scheduled = {f: i for f, i in periodic_jobs()}
+    assert scheduled[jobs.seal_evidence] == 60
+    assert scheduled[jobs.create_partitions] == 86400 and scheduled[jobs.run_retention] == 86400
+    set_clock(app, T0)
+    _access(2)
+    set_clock(app, T0 + timedelta(minutes=2))
+    assert jobs.seal_evidence()["access_log"]["linked"] == 2
+    assert db.session.scalar(select(func.count()).select_from(EvidenceChain)) == 2
+    created = jobs.create_partitions()
+    assert (len(created) == 4 * 4) if TEST_DB == "postgresql" else created == []
+    jobs.run_retention()
+    assert db.session.scalar(select(func.count()).select_from(RetentionLedger)) == 3
