@@ -39,6 +39,7 @@ class AccessLog(db.Model):
         Index("ix_access_log_user_at", "user_id", "at"),
         Index("ix_access_log_at", "at"),
         Index("ix_access_log_course_at", "course_id", "at"),
+        Index("ix_access_log_ip_at", "ip", "at"),  # inspectors' search by IP (REC-3)
     )
 
 

@@ -138,6 +138,9 @@ def upgrade():
     with op.batch_alter_table('retention_ledger', schema=None) as batch_op:
         batch_op.create_index('ix_retention_ledger_tbl_run', ['tbl', 'run_at'], unique=False)
 
+    with op.batch_alter_table('access_log', schema=None) as batch_op:
+        batch_op.create_index('ix_access_log_ip_at', ['ip', 'at'], unique=False)
+
     with op.batch_alter_table('attempt_event', schema=None) as batch_op:
         batch_op.create_index('ix_attempt_event_at', ['at'], unique=False)
 
@@ -162,6 +165,9 @@ def downgrade():
 
     with op.batch_alter_table('attempt_event', schema=None) as batch_op:
         batch_op.drop_index('ix_attempt_event_at')
+
+    with op.batch_alter_table('access_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_access_log_ip_at')
 
     with op.batch_alter_table('retention_ledger', schema=None) as batch_op:
         batch_op.drop_index('ix_retention_ledger_tbl_run')
