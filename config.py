@@ -124,7 +124,18 @@ def settings_from_env(env_name: str) -> dict:
         "PROXY_IPV4_PREFIX": _env_int("LMS_PROXY_IPV4_PREFIX", 16),
         "PROXY_IPV6_PREFIX": _env_int("LMS_PROXY_IPV6_PREFIX", 48),
         "PROXY_EXCESS_SECONDS": _env_float("LMS_PROXY_EXCESS_SECONDS", 60.0),
+        # Evidence (lms/audit): years logs are kept (REC-1: 5, only upward; lower values
+        # refuse to start) and months of PostgreSQL log partitions created ahead.
+        "RETENTION_YEARS": _env_int("LMS_RETENTION_YEARS", 5),
+        "PARTITIONS_AHEAD_MONTHS": _env_int("LMS_PARTITIONS_AHEAD_MONTHS", 3),
     }
+
+
+def _retention_problem(years) -> str | None:
+    """REC-1: logs are kept at least 5 years; the setting may only raise it."""
+    if not isinstance(years, int) or years < 5:
+        return f"LMS_RETENTION_YEARS must be 5 or more (REC-1), not {years!r}"
+    return None
 
 
 class Config:
@@ -157,7 +168,7 @@ class Config:
     @classmethod
     def validate(cls) -> None:
         """Raise RuntimeError when the configuration is unsafe for this environment."""
-        problem = _data_key_problem(cls.DATA_KEY)
+        problem = _data_key_problem(cls.DATA_KEY) or _retention_problem(cls.RETENTION_YEARS)
         if problem:
             raise RuntimeError(problem)
 
@@ -187,6 +198,8 @@ class ProductionConfig(Config):
             problems.append("LMS_DATA_KEY must be set to a Fernet key (not the development key)")
         elif _data_key_problem(cls.DATA_KEY):
             problems.append(_data_key_problem(cls.DATA_KEY))
+        if _retention_problem(cls.RETENTION_YEARS):
+            problems.append(_retention_problem(cls.RETENTION_YEARS))
         if problems:
             raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
 

@@ -151,5 +151,10 @@ def attendance_settle():
     click.echo(f"settled {settle_due()} learner×lesson status(es)")
 
 
+from lms.audit.cli import audit_cli  # noqa: E402
+
+lms_cli.add_command(audit_cli)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(lms_cli)

@@ -232,6 +232,10 @@ def decide(request_id: int, actor: User, *, approve: bool, comment: str | None) 
     req.decided_by = actor.id
     req.decided_at = clock.now()
     req.decision_comment = comment
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("excuse_request", req.id, "approve" if approve else "reject", actor=actor,
+                        before={"status": PENDING}, after={"status": req.status, "comment": comment})
     _notify_learner(course, req)
     db.session.flush()
     if approve:

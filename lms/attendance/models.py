@@ -69,6 +69,7 @@ class ViewEvent(db.Model):
     __table_args__ = (
         Index("ix_view_event_learner_at", "learner_id", "at"),
         Index("ix_view_event_course_at", "course_id", "at"),
+        Index("ix_view_event_at", "at"),  # chain verification, retention, date searches
     )
 
 

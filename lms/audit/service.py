@@ -64,3 +64,48 @@ def request_course_id() -> int | None:
 
         return db.session.scalar(select(Lesson.course_id).where(Lesson.id == args["lesson_id"]))
     return None
+
+
+_ADMIN_INSERT = None
+
+
+def _summary(value):
+    """A JSON-safe, bounded before/after summary (plain values; dates as ISO text)."""
+    import json
+
+    if value is None:
+        return None
+    text = json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    if len(text) > 4000:
+        return {"truncated": text[:4000]}
+    return json.loads(text)
+
+
+def record_admin_action(entity: str, entity_id: int | None, action: str, *, actor=None,
+                        before: dict | None = None, after: dict | None = None,
+                        detail: str | None = None) -> None:
+    """Append one ``admin_action`` row (who, role, what entity and id, what action, a
+    before/after summary, IP, time) in the CURRENT transaction: it commits or rolls back
+    with the change it records. ``actor`` defaults to the request's user."""
+    global _ADMIN_INSERT
+    from lms.audit.models import AdminAction
+
+    if _ADMIN_INSERT is None:
+        _ADMIN_INSERT = AdminAction.__table__.insert()
+    if actor is None and has_request_context():
+        from lms.security import current_auth
+
+        actor = current_auth().user
+    db.session.execute(_ADMIN_INSERT, {
+        "at": clock.now(),
+        "actor_id": getattr(actor, "id", None),
+        "actor_username": (getattr(actor, "username", None) or None),
+        "actor_role": getattr(actor, "role", None),
+        "entity": entity[:32],
+        "entity_id": entity_id,
+        "action": action[:40],
+        "before": _summary(before),
+        "after": _summary(after),
+        "ip": client_ip() if has_request_context() else None,
+        "detail": (text_safe(detail)[:500] if detail else None),
+    })

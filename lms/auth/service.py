@@ -335,11 +335,19 @@ def create_user(*, username: str, password: str, role: str, name: str | None = N
     )
     db.session.add(user)
     db.session.flush()
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("user", user.id, "create", after={"username": username, "role": role,
+                                                          "institution_id": inst_id})
     return user
 
 
 def set_locked(user: User, locked: bool, reason: str | None = None) -> None:
     now = clock.now()
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("user", user.id, "lock" if locked else "unlock", before={"locked": bool(user.locked)},
+                        after={"locked": locked, "reason": reason if locked else None})
     user.locked = locked
     user.locked_reason = reason if locked else None
     user.locked_at = now if locked else None
@@ -353,6 +361,9 @@ def set_locked(user: User, locked: bool, reason: str | None = None) -> None:
 
 def reset_authenticator(user: User) -> str:
     """New TOTP secret; the user must enrol it again (QR code) at next login."""
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("user", user.id, "reset_authenticator")  # the secret itself is never logged
     user.otp_secret = pyotp.random_base32()
     user.otp_confirmed = False
     user.otp_last_step = None

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from lms import clock
 from lms.attendance import rules as att_rules
+from lms.audit.service import record_admin_action
 from lms.auth.models import User
 from lms.content import rules
 from lms.content.models import Course, Lesson, Section, StaffAssignment, Syllabus
@@ -89,6 +90,9 @@ def create_course(user: User, *, code: str, title: str, credits: int, starts_on:
     db.session.add(course)
     db.session.flush()
     db.session.add(Section(course_id=course.id, name="1", capacity=rules.MAX_SECTION_SIZE))
+    record_admin_action("course", course.id, "create", actor=user, after={
+        "code": code, "title": title, "credits": credits, "starts_on": starts_on, "weeks": weeks,
+        "capacity": capacity, "practice": practice, "accredited_capacity": accredited_capacity})
     return course
 
 
@@ -145,6 +149,8 @@ def publish(course: Course) -> list[dict]:
                             "; ".join(f"{p.rule}: {p.message}" for p in problems),
                             details=[p.as_dict() for p in problems])
     if course.status != "published":
+        record_admin_action("course", course.id, "publish", before={"status": course.status},
+                            after={"status": "published"})
         course.status = "published"
         course.published_at = clock.now()
     return publish_warnings(course)
@@ -213,6 +219,7 @@ def add_staff(course: Course, *, user_id: int, role: str) -> StaffAssignment:
     row = StaffAssignment(course_id=course.id, user_id=user_id, role=role, created_at=clock.now())
     db.session.add(row)
     db.session.flush()
+    record_admin_action("course", course.id, "add_staff", after={"user_id": user_id, "role": role})
     return row
 
 
@@ -257,6 +264,8 @@ def set_syllabus(course: Course, data: dict) -> Syllabus:
             setattr(row, name, value)
     row.updated_at = clock.now()
     db.session.flush()
+    record_admin_action("course", course.id, "set_syllabus",
+                        after={"fields": sorted(n for n in SYLLABUS_FIELDS if n in data)})
     return row
 
 

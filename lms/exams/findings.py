@@ -82,6 +82,10 @@ def record_finding(attempt_id: int, user: User, *, kind: str, description: str,
     db.session.flush()
     attempt.cheating_found = True
     service.event(attempt, CHEATING_FINDING, now, detail=f"finding {finding.id}: {kind} (by user {user.id})")
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("cheating_finding", finding.id, "record", actor=user, after={
+        "attempt_id": attempt.id, "exam_id": exam.id, "learner_id": attempt.learner_id, "kind": kind})
     _notify_learner(course, exam, finding)
     db.session.commit()
     return finding

@@ -107,6 +107,11 @@ def grade_item(attempt_id: int, item_id: int, points, comment: str | None, user:
     if _blank(ai.answer):
         raise ApiError(409, "nothing_to_grade", "the essay was not answered: it scores 0")
     now = clock.now()
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("grade", ai.id, "grade_essay", actor=user,
+                        before={"awarded": ai.awarded, "graded_by": ai.graded_by},
+                        after={"attempt_id": attempt.id, "item_id": ai.item_id, "awarded": awarded})
     ai.awarded, ai.graded_by, ai.graded_at, ai.grader_comment = awarded, user.id, now, comment
     service.event(attempt, GRADED, now, attempt_item_id=ai.id,
                   detail=f"item {ai.item_id}: {awarded:g}/{v.points:g} points by user {user.id}")

@@ -169,6 +169,11 @@ def create_item(course: Course, user: User, data: dict, *, replaces: Item | None
     db.session.flush()
     db.session.add(_version(item, 1, data, user, now))
     db.session.flush()
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("item", item.id, "create", actor=user, after={
+        "course_id": course.id, "difficulty": item.difficulty, "kind": item.kind,
+        "replaces_item_id": item.replaces_item_id})
     return item
 
 
@@ -280,6 +285,11 @@ def edit_item(item: Item, user: User, data: dict) -> EditResult:
     content = _content(data)
     if all(getattr(v, k) == value for k, value in content.items()):
         return EditResult(item, v, False, False)
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("item", item.id, "edit", actor=user,
+                        before={"version": v.version, **{k: getattr(v, k) for k in content}},
+                        after=content)
     new = version_in_use(v.id)
     if new:
         v = ItemVersion(item_id=item.id, version=item.current_version + 1, created_by=user.id,
@@ -297,6 +307,9 @@ def edit_item(item: Item, user: User, data: dict) -> EditResult:
 def retire_item(item: Item, user: User) -> Item:
     """Take the item out of the bank (no longer drawn; attempts keep what they showed)."""
     _refuse_retired(item)
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("item", item.id, "retire", actor=user, before={"active": True}, after={"active": False})
     item.active = False
     item.retired_at = clock.now()
     db.session.flush()

@@ -179,6 +179,11 @@ def decide(request_id: int, actor: User, *, approve: bool, comment: str | None) 
     req.decision_comment = comment
     if approve:
         req.window_opens_at, req.window_closes_at = rules.makeup_window(now)
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("makeup_request", req.id, "approve" if approve else "reject", actor=actor,
+                        before={"status": PENDING}, after={"status": req.status, "comment": comment,
+                                                           "window_closes_at": req.window_closes_at})
     _notify_learner(course, req)
     db.session.commit()
     return req

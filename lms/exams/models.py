@@ -145,7 +145,8 @@ class AttemptEvent(db.Model):
     detail: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (Index("ix_attempt_event_exam_at", "exam_id", "at"),
-                      Index("ix_attempt_event_learner_at", "learner_id", "at"))
+                      Index("ix_attempt_event_learner_at", "learner_id", "at"),
+                      Index("ix_attempt_event_at", "at"))  # chain verification, retention
 
 
 class ItemAnalysis(db.Model):

@@ -104,6 +104,11 @@ def create_exam(course: Course, user: User, data: dict) -> Exam:
                 status="draft", created_by=user.id, created_at=now)
     db.session.add(exam)
     db.session.flush()
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("exam", exam.id, "create", actor=user, after={
+        "course_id": course.id, "title": exam.title, "kind": exam.kind, "opens_at": exam.opens_at,
+        "closes_at": exam.closes_at, "duration_minutes": exam.duration_minutes})
     if data.get("announce", True):
         announce_exam(exam, course, now)
     return exam
@@ -125,6 +130,10 @@ def update_exam(exam: Exam, course: Course, data: dict) -> Exam:
     now = clock.now()
     _check(course, merged, exam.announced_at or now)
     window_changed = (merged["opens_at"], merged["closes_at"]) != (exam.opens_at, exam.closes_at)
+    from lms.audit.service import record_admin_action
+
+    changed = {k: v for k, v in merged.items() if getattr(exam, k) != v}
+    record_admin_action("exam", exam.id, "update", before={k: getattr(exam, k) for k in changed}, after=changed)
     for k, v in merged.items():
         setattr(exam, k, v)
     exam.updated_at = now

@@ -119,6 +119,10 @@ def grant_exception(exam: Exam, admin: User, *, kind: str, value: str, reason: s
 
     log_access("proctor_exception_granted", user=admin, commit=False,
                detail=f"exam {exam.id} {kind} {value}: {reason.strip()}"[:500])
+    from lms.audit.service import record_admin_action
+
+    record_admin_action("proctor_exception", row.id, "grant", actor=admin,
+                        after={"exam_id": exam.id, "kind": kind, "value": value, "reason": reason.strip()})
     return row
 
 
@@ -133,6 +137,10 @@ def revoke_exception(exam: Exam, admin: User, exception_id: int) -> ProctorExcep
 
         log_access("proctor_exception_revoked", user=admin, commit=False,
                    detail=f"exam {exam.id} exception {row.id} {row.kind} {row.value}")
+        from lms.audit.service import record_admin_action
+
+        record_admin_action("proctor_exception", row.id, "revoke", actor=admin,
+                            before={"exam_id": exam.id, "kind": row.kind, "value": row.value})
     return row
 
 

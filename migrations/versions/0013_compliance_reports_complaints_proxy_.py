@@ -1,7 +1,7 @@
 """compliance reports, complaints, proxy-detection indexes
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-30 09:32:05.328428
 
 """
@@ -13,7 +13,7 @@ import lms.db
 
 # revision identifiers, used by Alembic.
 revision = '0013'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
