@@ -51,7 +51,9 @@ def late_registration_deadline(starts_on: date) -> datetime:
 
 
 def registration_period(starts_on: date, now: datetime) -> str:
-    """``regular`` before the deadline, ``late`` inside the 2-week window, ``closed`` after."""
+    """``regular`` before the deadline, ``late`` inside the 2-week window, ``closed`` after.
+    Instants count in whole seconds (a request at 23:59:59.4 is at 23:59:59)."""
+    now = now.replace(microsecond=0)
     if now < registration_deadline(starts_on):
         return "regular"
     if now <= late_registration_deadline(starts_on):
