@@ -173,9 +173,14 @@ def by_code(code: str) -> Certificate | None:
 
 
 def own_certificate(code: str, user: User) -> Certificate:
+    """A certificate its holder, or an admin of the holder's institution, may download."""
     cert = by_code(code)
-    if cert is None or (cert.user_id != user.id and user.role != "admin"):
+    if cert is None:
         raise not_found("certificate")
+    if cert.user_id != user.id:
+        holder = db.session.get(User, cert.user_id)
+        if user.role != "admin" or holder is None or holder.institution_id != user.institution_id:
+            raise not_found("certificate")
     return cert
 
 

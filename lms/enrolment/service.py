@@ -6,6 +6,7 @@ course cancellation; every step is appended to ``enrollment_event``. Fees and re
 """
 from __future__ import annotations
 
+from flask import has_request_context
 from sqlalchemy import func, select
 
 from lms import clock
@@ -92,7 +93,8 @@ def add_event(enrollment: Enrollment, kind: str, *, actor: User | None, reason: 
               registration_kind: str | None = None, detail: dict | None = None, ip: bool = True) -> None:
     db.session.add(EnrollmentEvent(enrollment_id=enrollment.id, kind=kind, registration_kind=registration_kind,
                                    actor_id=actor.id if actor else None, at=clock.now(),
-                                   ip=client_ip() if ip else None, reason=reason, detail=detail))
+                                   ip=client_ip() if ip and has_request_context() else None, reason=reason,
+                                   detail=detail))
 
 
 def enrol(course: Course, *, learner_id: int, actor: User, syllabus_consent: bool = False,
@@ -169,7 +171,7 @@ def enrol(course: Course, *, learner_id: int, actor: User, syllabus_consent: boo
     existing.cancel_reason = None
     if syllabus_consent:
         existing.syllabus_consent_at = now
-        existing.syllabus_consent_ip = client_ip()
+        existing.syllabus_consent_ip = client_ip() if has_request_context() else None
     db.session.flush()
     why = reason
     if kind == rules.LATE:
