@@ -364,3 +364,14 @@ def test_crs7_accredited_capacity_is_never_exceeded(w, app):
     for uid in ids[:2]:
         assert w.admin_enrol(uid, cid).status_code == 201
     assert assert_api_error(w.admin_enrol(ids[2], cid), 422, "rule_violation")["rules"] == ["CRS-7"]
+
+
+def test_registration_info_api(w, app):
+    """The registration facts a client shows: period, deadlines (ENR-1), fee, totals (ENR-3)."""
+    cid = w.course()
+    w.learner("info")
+    w.at(kst(2027, 3, 1, 23, 59, 59), "info")
+    body = w.client.get(f"/api/v1/courses/{cid}/registration", headers=bearer(w.tokens["info"])).get_json()
+    assert body["period"] == "regular" and body["registration_deadline"] == "2027-03-02T00:00:00+09:00"
+    assert body["late_registration_until"] == "2027-03-16T00:00:00+09:00" and body["late_right"] is False
+    assert body["ends_on"] == "2027-06-14" and body["fee"] is None and body["credit_totals"] == []
