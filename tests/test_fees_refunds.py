@@ -136,6 +136,8 @@ def test_enr4_overdue_refunds_list_and_dashboard_panel(w, app, client, users):
     page_login(pages, users, "admin1")
     html = pages.get("/").get_data(as_text=True)
     assert 'data-testid="overdue-refunds"' in html and f'data-refund-id="{refund["id"]}"' in html
+    csv_text = pages.get("/admin/refunds.csv").get_data(as_text=True)
+    assert csv_text.startswith("\ufeff학습자,") and ",Y" in csv_text.splitlines()[1]
     w.admin = users.login(client, "admin1")  # the page login ended the API session (one session)
     r = w.client.post(f"/api/v1/refunds/{refund['id']}/paid", json={"method": "transfer"}, headers=bearer(w.admin))
     assert r.status_code == 200 and r.get_json()["overdue"] is False

@@ -89,6 +89,10 @@ class World:
         return rows
 
 
+def test_mask_name_for_the_public_page():
+    assert [rules.mask_name(n) for n in ("홍길동", "김철", "남궁민수", "A", "")] == ["홍*동", "김*", "남**수", "A", "*"]
+
+
 @pytest.fixture
 def w(app, client, users):
     return World(app, client, users)
@@ -375,3 +379,46 @@ def test_registration_info_api(w, app):
     assert body["period"] == "regular" and body["registration_deadline"] == "2027-03-02T00:00:00+09:00"
     assert body["late_registration_until"] == "2027-03-16T00:00:00+09:00" and body["late_right"] is False
     assert body["ends_on"] == "2027-06-14" and body["fee"] is None and body["credit_totals"] == []
+
+
+def _post(url: str, body: dict, token: str) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_enr3_crs7_simultaneous_registrations_on_two_app_instances(w, app, second_app):
+    """ENR-3 and CRS-7 hold under races across two web processes: one learner registered in
+    two 13-credit courses of one half at once gets exactly one (24 cap); two learners taking
+    the last seat at once: exactly one gets it."""
+    import threading
+
+    from conftest import LiveServer
+
+    a, b = w.course_ending(date(2027, 8, 31), 13), w.course_ending(date(2027, 7, 31), 13)
+    seat = w.course(capacity=1)
+    uid, x, y = w.learner("racer"), w.learner("sx"), w.learner("sy")
+    with LiveServer(app, host="0.0.0.0") as s1, LiveServer(second_app, host="0.0.0.0") as s2:
+        s1.host = s2.host = "127.0.0.1"
+        for jobs in ([(s1, a, uid), (s2, b, uid)], [(s1, seat, x), (s2, seat, y)]):
+            barrier = threading.Barrier(2)
+            results = []
+
+            def go(srv, cid, learner):
+                barrier.wait()
+                results.append(_post(f"{srv.url}/api/v1/courses/{cid}/enrollments", {"user_id": learner}, w.admin))
+
+            threads = [threading.Thread(target=go, args=job) for job in jobs]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert sorted(results) == [201, 422], results
