@@ -111,6 +111,8 @@ def settings_from_env(env_name: str) -> dict:
         "EXCUSE_MAX_FILE_BYTES": _env_int("LMS_EXCUSE_MAX_FILE_BYTES", 10 * 1024 * 1024),
         # EXM-11: the largest evidence file of a make-up exam application.
         "MAKEUP_MAX_FILE_BYTES": _env_int("LMS_MAKEUP_MAX_FILE_BYTES", 10 * 1024 * 1024),
+        # Evidence files of learner-register correction applications (ENR-5, REC-2).
+        "REGISTER_MAX_FILE_BYTES": _env_int("LMS_REGISTER_MAX_FILE_BYTES", 10 * 1024 * 1024),
         # EXM-5: item analysis flags an item for replacement outside these bounds.
         "EXAM_ITEM_MIN_RATE": _env_float("LMS_EXAM_ITEM_MIN_RATE", 0.2),
         "EXAM_ITEM_MAX_RATE": _env_float("LMS_EXAM_ITEM_MAX_RATE", 0.9),

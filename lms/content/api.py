@@ -92,6 +92,8 @@ class StaffOut(Schema):
 class EnrollmentIn(Schema):
     user_id = StrictInt(required=True)
     syllabus_consent = StrictBool(load_default=False)  # ENR-2
+    # An administrator's reason for a late or overriding registration (ENR-1), recorded.
+    reason = fields.String(load_default=None, validate=Length(1, 500))
 
 
 class EnrollmentOut(Schema):
@@ -226,7 +228,7 @@ def enrol(course_id, body):
     user = current_auth().user
     course = service.get_course(course_id, user)
     row = enrolment.enrol(course, learner_id=body["user_id"], actor=user,
-                          syllabus_consent=body["syllabus_consent"])
+                          syllabus_consent=body["syllabus_consent"], reason=body["reason"])
     db.session.commit()
     return enrolment.enrollment_dict(row)
 

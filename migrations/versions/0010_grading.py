@@ -1,7 +1,7 @@
 """grading: grade sheets, grades and their history, component scores, objections, corrections, NILE reports, course evaluations
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-30 09:34:22.820188
 
 """
@@ -13,7 +13,7 @@ import lms.db
 
 # revision identifiers, used by Alembic.
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
