@@ -244,3 +244,11 @@ def test_a_complete_term_through_the_api(app, client, users):
         db.session.remove()
     assert len(res) == 1 and res[0]["grade"] == "C0" and res[0]["points"] == 2.0 and res[0]["credits"] == 3
     assert res[0]["code"] == "EXM101" and res[0]["attendance_rate"] == 1.0 and res[0]["finalized_at"] is not None
+
+    # The learning-history certificate reads the finalised grade (lms.grading.results).
+    from lms.enrolment.certificate import course_results
+
+    with app.app_context():
+        rows = course_results(w.ids["l09"])
+        db.session.remove()
+    assert [(r["code"], r["grade"], r["points"], r["passed"]) for r in rows] == [("EXM101", "C0", 2.0, True)]
