@@ -281,13 +281,14 @@ def search_page(f: LogFilters, scope: Scope) -> Page:
 def stream_rows(f: LogFilters, scope: Scope):
     """Every row of the search (cursor and limit do not apply), in order, fetched
     ``STREAM_BATCH`` at a time through a server-side cursor: memory stays flat whatever
-    the count. The query runs now (an error surfaces before any byte is sent); the rows
-    are read as the returned iterator is consumed."""
+    the count. The query runs when the iterator is first read: a streamed response reads
+    it after the view's request context was torn down (its session, and any cursor opened
+    there, closed) and pushed again (``stream_with_context``)."""
     stmt, tcol, idcol = base_query(f, scope)
     stmt = _ordered(stmt, tcol, idcol, descending=f.order == "desc")
-    result = db.session.execute(stmt.execution_options(yield_per=STREAM_BATCH, stream_results=True))
 
     def rows():
+        result = db.session.execute(stmt.execution_options(yield_per=STREAM_BATCH, stream_results=True))
         try:
             for partition in result.partitions():
                 yield from partition
