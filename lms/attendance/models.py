@@ -77,7 +77,7 @@ class ViewEvent(db.Model):
         Index("ix_view_event_learner_at_id", "learner_id", "at", "id"),
         Index("ix_view_event_course_at_id", "course_id", "at", "id"),
         Index("ix_view_event_at_id", "at", "id"),
-        Index("ix_view_event_ip_at_id", "ip", "at", "id"),
+        Index("ix_view_event_ip_at_id", "ip", "at", "id", postgresql_ops={"ip": "varchar_pattern_ops"}),
     )
 
 

@@ -164,9 +164,12 @@ def base_query(f: LogFilters, scope: Scope) -> tuple[Select, object, object]:
     conds: list = []
     if f.kind == "access":
         t = AccessLog
-        stmt = select(t.id, t.at, t.user_id, t.username, t.role, t.event, t.ip, t.device, t.method, t.path,
-                      t.course_id, t.session_id, t.detail, t.user_agent)
-        conds.append(t.user_id.in_(select(User.id).where(User.institution_id == scope.institution_id)))
+        # A join (not IN (subquery)): PostgreSQL then walks the (time, id) index and looks
+        # each row's user up, stopping at the page's end, instead of hashing every row.
+        stmt = (select(t.id, t.at, t.user_id, t.username, t.role, t.event, t.ip, t.device, t.method, t.path,
+                       t.course_id, t.session_id, t.detail, t.user_agent)
+                .join(User, User.id == t.user_id))
+        conds.append(User.institution_id == scope.institution_id)
         person, tcol, idcol, event = t.user_id, t.at, t.id, t.event
         if f.role is not None:
             conds.append(t.role == f.role)

@@ -148,7 +148,8 @@ class AttemptEvent(db.Model):
     __table_args__ = (Index("ix_attempt_event_exam_at_id", "exam_id", "at", "id"),
                       Index("ix_attempt_event_learner_at_id", "learner_id", "at", "id"),
                       Index("ix_attempt_event_at_id", "at", "id"),
-                      Index("ix_attempt_event_ip_at_id", "ip", "at", "id"))
+                      Index("ix_attempt_event_ip_at_id", "ip", "at", "id",
+                            postgresql_ops={"ip": "varchar_pattern_ops"}))
 
 
 class ItemAnalysis(db.Model):

@@ -28,7 +28,8 @@ def upgrade():
         batch_op.drop_index(batch_op.f('ix_access_log_user_at'))
         batch_op.create_index('ix_access_log_at_id', ['at', 'id'], unique=False)
         batch_op.create_index('ix_access_log_course_at_id', ['course_id', 'at', 'id'], unique=False)
-        batch_op.create_index('ix_access_log_ip_at_id', ['ip', 'at', 'id'], unique=False)
+        batch_op.create_index('ix_access_log_ip_at_id', ['ip', 'at', 'id'], unique=False,
+                                 postgresql_ops={'ip': 'varchar_pattern_ops'})
         batch_op.create_index('ix_access_log_user_at_id', ['user_id', 'at', 'id'], unique=False)
 
     with op.batch_alter_table('attempt_event', schema=None) as batch_op:
@@ -36,7 +37,8 @@ def upgrade():
         batch_op.drop_index(batch_op.f('ix_attempt_event_learner_at'))
         batch_op.create_index('ix_attempt_event_at_id', ['at', 'id'], unique=False)
         batch_op.create_index('ix_attempt_event_exam_at_id', ['exam_id', 'at', 'id'], unique=False)
-        batch_op.create_index('ix_attempt_event_ip_at_id', ['ip', 'at', 'id'], unique=False)
+        batch_op.create_index('ix_attempt_event_ip_at_id', ['ip', 'at', 'id'], unique=False,
+                                 postgresql_ops={'ip': 'varchar_pattern_ops'})
         batch_op.create_index('ix_attempt_event_learner_at_id', ['learner_id', 'at', 'id'], unique=False)
 
     with op.batch_alter_table('lesson_view', schema=None) as batch_op:
@@ -49,7 +51,8 @@ def upgrade():
         batch_op.drop_index(batch_op.f('ix_view_event_learner_at'))
         batch_op.create_index('ix_view_event_at_id', ['at', 'id'], unique=False)
         batch_op.create_index('ix_view_event_course_at_id', ['course_id', 'at', 'id'], unique=False)
-        batch_op.create_index('ix_view_event_ip_at_id', ['ip', 'at', 'id'], unique=False)
+        batch_op.create_index('ix_view_event_ip_at_id', ['ip', 'at', 'id'], unique=False,
+                                 postgresql_ops={'ip': 'varchar_pattern_ops'})
         batch_op.create_index('ix_view_event_learner_at_id', ['learner_id', 'at', 'id'], unique=False)
 
     # ### end Alembic commands ###
