@@ -176,6 +176,18 @@ def test_rec3_access_log_fields_filters_and_keyset_pages(app, client, world):
     # Newest first.
     desc, _ = all_pages(client, token, f"/api/v1/logs/access?user_id={lea1}&order=desc", limit=11)
     assert [e["id"] for e in desc] == [e["id"] for e in reversed(entries)]
+    # Newest first, paged back and forth the same way.
+    dpages = [get(client, token, f"/api/v1/logs/access?user_id={lea1}&order=desc&limit=9").get_json()]
+    while dpages[-1]["next"]:
+        dpages.append(get(client, token, f"/api/v1/logs/access?user_id={lea1}&order=desc&limit=9"
+                                         f"&cursor={dpages[-1]['next']}").get_json())
+    assert [e["id"] for p in dpages for e in p["entries"]] == [e["id"] for e in desc]
+    back = get(client, token, f"/api/v1/logs/access?user_id={lea1}&order=desc&limit=9&cursor={dpages[-1]['prev']}"
+               ).get_json()
+    assert back["entries"] == dpages[-2]["entries"]
+    first = get(client, token, f"/api/v1/logs/access?user_id={lea1}&order=desc&limit=9&cursor={dpages[1]['prev']}"
+                ).get_json()
+    assert first["entries"] == dpages[0]["entries"] and first["prev"] is None
     # Ties on the time are broken by id, across a page boundary.
     lea2 = world.ids["lea2"]
     tied, _ = all_pages(client, token, f"/api/v1/logs/access?user_id={lea2}&event=request", limit=1)
