@@ -31,7 +31,7 @@ EXCEL_EPOCH = datetime(1899, 12, 30)
 ROWS_PER_CHUNK = 1000
 MAX_SHEET_ROWS = 1_048_575  # Excel's 1,048,576 rows, less the header
 MAX_CELL_CHARS = 32_767
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = "=+-@\t\r"  # a cell starting with one of these could be read as a formula
 # Characters XML 1.0 cannot carry (a crafted user agent must not break the workbook).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -52,36 +52,39 @@ def _json_text(value) -> str:
 
 def _safe_text(value: str) -> str:
     """A spreadsheet cell that never starts a formula (CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
-def _csv_converters(columns: tuple[Column, ...]):
-    out = []
-    for col in columns:
-        if col.kind == "time":
-            out.append(kst_text)
-        elif col.kind == "json":
-            out.append(lambda v: _safe_text(_json_text(v)))
-        elif col.kind == "text":
-            out.append(lambda v: "" if v is None else _safe_text(v))
-        else:
-            out.append(lambda v: "" if v is None else v)
-    return out
+    return "'" + value if value and value[0] in _FORMULA_START else value
 
 
 def csv_stream(columns: tuple[Column, ...], header: list[str], rows):
     """Bytes of the CSV export: the BOM and header first, then ``ROWS_PER_CHUNK`` rows per
-    chunk."""
+    chunk. Numbers and None (an empty cell) go to the csv writer as they are; only times,
+    JSON and text cells are converted (per row, no call per cell)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(header)
     yield ("\ufeff" + buf.getvalue()).encode("utf-8")
     buf.seek(0)
     buf.truncate()
-    convert = _csv_converters(columns)
+    times = [i for i, c in enumerate(columns) if c.kind == "time"]
+    jsons = [i for i, c in enumerate(columns) if c.kind == "json"]
+    texts = [i for i, c in enumerate(columns) if c.kind == "text"]
+    risky = _FORMULA_START
     pending = 0
     for row in rows:
-        writer.writerow([f(v) for f, v in zip(convert, row)])
+        out = list(row)
+        for i in times:
+            v = out[i]
+            if v is not None:
+                out[i] = (v.replace(tzinfo=None) + KST_SHIFT).isoformat(" ", "seconds")
+        for i in jsons:
+            v = out[i]
+            if v is not None:
+                out[i] = _safe_text(_json_text(v))
+        for i in texts:
+            v = out[i]
+            if v and v[0] in risky:
+                out[i] = "'" + v
+        writer.writerow(out)
         pending += 1
         if pending == ROWS_PER_CHUNK:
             yield buf.getvalue().encode("utf-8")
@@ -153,27 +156,29 @@ def _inline(ref: str, text: str, style: str = "") -> str:
     return f'<c r="{ref}"{style} t="inlineStr"><is><t xml:space="preserve">{_xml_text(text)}</t></is></c>'
 
 
-def _cell_writers(columns: tuple[Column, ...]):
-    """Per column: (letter, row number) → the cell's XML ('' for an empty cell)."""
-    out = []
-    for col in columns:
-        if col.kind == "time":
-            def cell(ref, v):
-                if v is None:
-                    return ""
-                serial = (v.replace(tzinfo=None) + KST_SHIFT - EXCEL_EPOCH) / timedelta(days=1)
-                return f'<c r="{ref}" s="2"><v>{serial!r}</v></c>'
-        elif col.kind in ("int", "float"):
-            def cell(ref, v):
-                return "" if v is None else f'<c r="{ref}"><v>{v!r}</v></c>'
-        elif col.kind == "json":
-            def cell(ref, v):
-                return "" if v is None else _inline(ref, _json_text(v))
+_NUMBER, _TIME, _TEXT, _JSON = 0, 1, 2, 3
+_KIND_CODES = {"int": _NUMBER, "float": _NUMBER, "time": _TIME, "text": _TEXT, "json": _JSON}
+_DAY = timedelta(days=1)
+
+
+def _row_xml(rs: str, letters: list[str], kinds: list[int], row) -> str:
+    """One worksheet row: empty cells left out, numbers as numbers, times as KST date
+    serials (style 2), text and JSON as inline strings (never formulas)."""
+    cells = []
+    for letter, kind, v in zip(letters, kinds, row):
+        if v is None:
+            continue
+        if kind == _NUMBER:
+            cells.append(f'<c r="{letter}{rs}"><v>{v!r}</v></c>')
+        elif kind == _TIME:
+            serial = (v.replace(tzinfo=None) + KST_SHIFT - EXCEL_EPOCH) / _DAY
+            cells.append(f'<c r="{letter}{rs}" s="2"><v>{serial!r}</v></c>')
+        elif kind == _TEXT:
+            if v != "":
+                cells.append(_inline(letter + rs, str(v)))
         else:
-            def cell(ref, v):
-                return "" if v is None or v == "" else _inline(ref, str(v))
-        out.append(cell)
-    return out
+            cells.append(_inline(letter + rs, _json_text(v)))
+    return f'<row r="{rs}">{"".join(cells)}</row>'
 
 
 def _sheet_name(title: str, n: int) -> str:
@@ -187,7 +192,7 @@ def xlsx_stream(columns: tuple[Column, ...], header: list[str], rows, *, title: 
     sink = _Sink()
     zf = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     letters = _col_letters(len(columns))
-    writers = _cell_writers(columns)
+    kinds = [_KIND_CODES[c.kind] for c in columns]
     head_cells = "".join(_inline(f"{letters[i]}1", h, ' s="1"') for i, h in enumerate(header))
     widths = "".join(f'<col min="{i}" max="{i}" width="{18 if c.kind == "time" else 14}" customWidth="1"/>'
                      for i, c in enumerate(columns, start=1))
@@ -213,8 +218,7 @@ def xlsx_stream(columns: tuple[Column, ...], header: list[str], rows, *, title: 
                 r = 1
             r += 1
             rs = str(r)
-            parts.append(f'<row r="{rs}">' + "".join(w(letter + rs, v) for letter, w, v in zip(letters, writers, row))
-                         + "</row>")
+            parts.append(_row_xml(rs, letters, kinds, row))
             if len(parts) == ROWS_PER_CHUNK:
                 member.write("".join(parts).encode())
                 parts.clear()

@@ -178,7 +178,6 @@ def parse_ip(raw: str) -> IpFilter:
 def _ipv4_range(net: ipaddress.IPv4Network, text: str) -> IpFilter:
     if net.prefixlen == 0:
         return IpFilter(prefixes=("",), text=text)  # every IPv4 address: any text with a dot
-    octets = str(net.network_address).split(".")
     if net.prefixlen > 24:
         return IpFilter(exact=tuple(str(a) for a in net), text=text)
     # Round the prefix length up to an octet boundary and list the sub-prefixes.
@@ -186,7 +185,7 @@ def _ipv4_range(net: ipaddress.IPv4Network, text: str) -> IpFilter:
     keep = boundary // 8
     subnets = [net] if boundary == net.prefixlen else list(net.subnets(new_prefix=boundary))
     prefixes = tuple(".".join(str(s.network_address).split(".")[:keep]) + "." for s in subnets)
-    assert len(prefixes) <= MAX_IP_PATTERNS and octets
+    assert len(prefixes) <= MAX_IP_PATTERNS  # at most 2**7: /1 → 128 first octets
     return IpFilter(prefixes=prefixes, text=text)
 
 
