@@ -8,8 +8,8 @@ end unless ``--keep``), five years of logs for 10,000 learners written by
 ``bench/gen_evidence.py`` (COPY, month partitions), then, timed in this process through
 SQLAlchemy on the app's own tables and indexes:
 
-1. one learner's term (half-year) of logs: access log (``ix_access_log_user_at``), viewing
-   log (``ix_view_event_learner_at``), exam evidence (``ix_attempt_event_learner_at``);
+1. one learner's term (half-year) of logs: access log (``ix_access_log_user_at_id``), viewing
+   log (``ix_view_event_learner_at_id``), exam evidence (``ix_attempt_event_learner_at_id``);
    target < 100 ms;
 2. one page (100 rows) of filtered searches with keyset cursors ``(at, id) > (…)``, first
    page and the 6th page — the queries the inspectors' API (GET /logs/access, /logs/views)
@@ -85,7 +85,7 @@ def learner_term(db, tables, learners: int, rng) -> dict:
         times.append(ms(t0))
         rows.append(n)
     return {**summary(times), "rows_median": statistics.median(rows), "rows_max": max(rows),
-            "indexes": ["ix_access_log_user_at", "ix_view_event_learner_at", "ix_attempt_event_learner_at"]}
+            "indexes": ["ix_access_log_user_at_id", "ix_view_event_learner_at_id", "ix_attempt_event_learner_at_id"]}
 
 
 def searches(learners: int):
@@ -125,16 +125,16 @@ def searches(learners: int):
         return [t.c.exam_id == c * 10 + TERM % 10, t.c.at >= ts, t.c.at < te]
 
     return [
-        ("access: one user, one year", "ix_access_log_user_at", "access_log", user_year),
-        ("access: one course, one term", "ix_access_log_course_at", "access_log", course_term),
-        ("access: everyone, one week", "ix_access_log_at", "access_log", week_all),
-        ("access: one IP, one term", "ix_access_log_ip_at", "access_log", ip_term),
-        ("access: role instructor, 30 days", "ix_access_log_at (+ filter)", "access_log", role_month),
-        ("views: one course, one term", "ix_view_event_course_at", "view_event", course_term),
-        ("views: one learner in one course, one term", "ix_view_event_learner_at (+ filter)", "view_event",
+        ("access: one user, one year", "ix_access_log_user_at_id", "access_log", user_year),
+        ("access: one course, one term", "ix_access_log_course_at_id", "access_log", course_term),
+        ("access: everyone, one week", "ix_access_log_at_id", "access_log", week_all),
+        ("access: one IP, one term", "ix_access_log_ip_at_id", "access_log", ip_term),
+        ("access: role instructor, 30 days", "ix_access_log_at_id (+ filter)", "access_log", role_month),
+        ("views: one course, one term", "ix_view_event_course_at_id", "view_event", course_term),
+        ("views: one learner in one course, one term", "ix_view_event_learner_at_id (+ filter)", "view_event",
          learner_course_term),
-        ("views: everyone, one week", "ix_view_event_at", "view_event", week_all),
-        ("exam evidence: one exam, one term", "ix_attempt_event_exam_at", "attempt_event", exam),
+        ("views: everyone, one week", "ix_view_event_at_id", "view_event", week_all),
+        ("exam evidence: one exam, one term", "ix_attempt_event_exam_at_id", "attempt_event", exam),
     ]
 
 

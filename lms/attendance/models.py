@@ -42,7 +42,13 @@ class LessonView(db.Model):
     next_challenge_after_seconds: Mapped[float | None] = mapped_column(Float)
     played_since_challenge: Mapped[float] = mapped_column(Float, default=0.0)
 
-    __table_args__ = (Index("ix_lesson_view_learner_open", "learner_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_lesson_view_learner_open", "learner_id", "ended_at"),
+        # Keyset paging of the inspectors' search (REC-3).
+        Index("ix_lesson_view_learner_started_id", "learner_id", "started_at", "id"),
+        Index("ix_lesson_view_course_started_id", "course_id", "started_at", "id"),
+        Index("ix_lesson_view_started_id", "started_at", "id"),
+    )
 
 
 class ViewEvent(db.Model):
@@ -67,9 +73,11 @@ class ViewEvent(db.Model):
     detail: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
-        Index("ix_view_event_learner_at", "learner_id", "at"),
-        Index("ix_view_event_course_at", "course_id", "at"),
-        Index("ix_view_event_at", "at"),  # chain verification, retention, date searches
+        # (time, id) after each filter: keyset paging of the inspectors' search (REC-3).
+        Index("ix_view_event_learner_at_id", "learner_id", "at", "id"),
+        Index("ix_view_event_course_at_id", "course_id", "at", "id"),
+        Index("ix_view_event_at_id", "at", "id"),
+        Index("ix_view_event_ip_at_id", "ip", "at", "id", postgresql_ops={"ip": "varchar_pattern_ops"}),
     )
 
 

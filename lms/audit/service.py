@@ -13,6 +13,8 @@ EVENTS = (
     "login_password_ok", "login_failed", "login_rate_limited", "login_locked",
     "otp_failed", "otp_enrolled", "login", "logout", "session_replaced",
     "session_expired", "request", "admin_action",
+    # REC-6: every log search and export (inspectors and admins), with the filters in detail.
+    "inspector_search", "inspector_export", "log_search", "log_export",
 )
 
 

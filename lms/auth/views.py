@@ -5,6 +5,7 @@ import segno
 from flask import Blueprint, flash, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
+from lms import clock
 from lms.audit.service import log_access
 from lms.auth import service
 from lms.auth.api import search_users
@@ -136,15 +137,17 @@ def admin_user_new():
     if request.method == "POST":
         admin = current_auth().user
         try:
+            expires_at = _expiry_from_form(request.form.get("expires_on"))
             user = service.create_user(
                 username=(request.form.get("username") or "").strip(),
                 password=request.form.get("password") or "",
                 role=request.form.get("role") or "",
                 name=(request.form.get("name") or "").strip()[:100] or None,
                 disability=request.form.get("disability") == "on",
-                institution_id=admin.institution_id,
+                institution_id=admin.institution_id, expires_at=expires_at,
             )
-            log_access("admin_action", user=admin, detail=f"create user {user.id} ({user.role})", commit=False)
+            log_access("admin_action", user=admin, detail=f"create user {user.id} ({user.role})"
+                       + (f" expires {clock.iso(expires_at)}" if expires_at else ""), commit=False)
             db.session.commit()
             created = user
         except ApiError as exc:
@@ -154,6 +157,25 @@ def admin_user_new():
     if created is not None:
         qr = segno.make(service.provisioning_uri(created), error="m").svg_data_uri(scale=4)
     return render_template("admin_user_new.html", roles=ROLES, created=created, qr=qr, error=error), status
+
+
+def _expiry_from_form(raw: str | None):
+    """``expires_on`` (a KST date, optional): the account works through that whole day and
+    ends at the next day's 00:00 KST (REC-6: inspectors' accounts may expire). A date in
+    the past is refused."""
+    from datetime import date, datetime, time, timedelta
+
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, "invalid_request", _("사용 기한 날짜가 올바르지 않습니다.")) from None
+    ends = datetime.combine(day + timedelta(days=1), time(0), tzinfo=clock.KST)
+    if ends <= clock.now():
+        raise ApiError(400, "invalid_request", _("사용 기한이 이미 지났습니다."))
+    return ends
 
 
 def _admin_target(user_id: int) -> User:
