@@ -200,9 +200,11 @@ class LiveServer:
     def __init__(self, app_instance, host: str = "127.0.0.1"):
         from werkzeug.serving import make_server
 
-        self.port = free_port()
+        # Port 0: the kernel picks a free port at bind time (a port picked first and bound
+        # later may be taken meanwhile by a parallel run's server).
         self.host = host
-        self.server = make_server(host, self.port, app_instance, threaded=True)
+        self.server = make_server(host, 0, app_instance, threaded=True)
+        self.port = self.server.socket.getsockname()[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -56,6 +56,14 @@ def create_month(table: str, month: date) -> bool:
     month = rules.month_start(month)
     if is_sqlite() or month in month_partitions(table):
         return False
+    # Moving rows out of the default partition and attaching the new one must look atomic
+    # to everyone: without this lock a concurrent query planned with the old partition set
+    # but reading after the commit misses the moved rows, and an insert into the default
+    # partition during the move makes ATTACH fail. The lock is brief and taken once per
+    # table and month (partitions are normally created months ahead, empty).
+    db.session.execute(text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+    if month in month_partitions(table):  # created meanwhile by another run
+        return False
     col = PARTITIONED[table]
     name, lo, hi = part_name(table, month), _bound(month), _bound(rules.next_month(month))
     q = f'"{PART_SCHEMA}"."{name}"'
