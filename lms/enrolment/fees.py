@@ -224,6 +224,11 @@ def payment_statuses(course: Course, enrollments: list[Enrollment] | None = None
     fee = current_fee(course.id)
     total = _fee_total(fee)
     paid, refunded = money_by_enrollment(course.id)
+    # An overpayment refund returns money that was never owed: it leaves the fee paid.
+    overpaid = {k: int(v) for k, v in db.session.execute(
+        select(Refund.enrollment_id, func.sum(Refund.amount)).join(Enrollment, Enrollment.id == Refund.enrollment_id)
+        .where(Enrollment.course_id == course.id, Refund.cause == rules.OVERPAYMENT)
+        .group_by(Refund.enrollment_id)).all()}
     ids = [e.id for e in enrollments]
     enrolled: dict[int, EnrollmentEvent] = {}
     waivers: dict[int, list[EnrollmentEvent]] = {}
@@ -242,11 +247,11 @@ def payment_statuses(course: Course, enrollments: list[Enrollment] | None = None
         registered_at = ev.at if ev else e.created_at
         waiver = (waivers.get(e.id) or [None])[-1]
         net = paid.get(e.id, 0) - refunded.get(e.id, 0)
-        state = rules.payment_state(total, net, waived=waiver is not None)
+        state = rules.payment_state(total, net + overpaid.get(e.id, 0), waived=waiver is not None)
         deadline = None if state == rules.NO_FEE else rules.payment_deadline(course.starts_on, kind, registered_at)
         out[e.id] = {"enrollment_id": e.id, "state": state, "label": PAYMENT_STATE_LABELS[state],
                      "fee": total, "paid": paid.get(e.id, 0), "refunded": refunded.get(e.id, 0), "net_paid": net,
-                     "outstanding": max((total or 0) - net, 0) if state in (rules.UNPAID, rules.PARTIAL) else 0,
+                     "outstanding": max((total or 0) - net - overpaid.get(e.id, 0), 0) if state in (rules.UNPAID, rules.PARTIAL) else 0,
                      "registration_kind": kind, "deadline": deadline,
                      "waived_reason": waiver.reason if waiver else None,
                      "complete": rules.registration_complete(e.syllabus_consent_at is not None, state),
