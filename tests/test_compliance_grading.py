@@ -290,6 +290,13 @@ def test_gathered_grading_checks_after_finalising_ten_learners(app, client, user
     assert rep["GRD-2"].status == cr.PASS and rep["GRD-2"].evidence["class_size"] == 10
     for rule in ("GRD-3", "GRD-4", "GRD-5", "GRD-6", "ATT-6", "ENR-5"):
         assert rep[rule].status == cr.PASS, (rule, rep[rule])
+    # The same through the API, the HTML page and the stored PDF (evidence serialises).
+    c.at(OBJECTIONS_CLOSE + timedelta(hours=1))
+    body = client.get(f"/api/v1/courses/{c.cid}/compliance", headers=c.ah()).get_json()
+    by_rule = {v["rule"]: v for v in body["verdicts"]}
+    assert by_rule["GRD-2"]["status"] == "pass" and by_rule["GRD-2"]["evidence"]["counts"]["A"] >= 2
+    r = client.post(f"/api/v1/courses/{c.cid}/compliance/reports", headers=c.ah())
+    assert r.status_code == 201, r.get_json()
     from lms.db import db
     from lms.grading.models import CourseGrade
 
