@@ -145,6 +145,10 @@ def test_enr1_job_spares_fee_zero_no_fee_waived_and_admin_override(w, app):
     assert r.status_code == 200 and r.get_json()["state"] == "waived" and r.get_json()["complete"] is False
     assert_api_error(w.client.post(f"/api/v1/enrollments/{e_free}/fee-waiver", json={"reason": "x"},
                                    headers=bearer(w.admin)), 409, "nothing_to_waive")
+    assert_api_error(w.client.post(f"/api/v1/enrollments/{e_waived}/fee-waiver", json={"reason": "x"},
+                                   headers=bearer(w.admin)), 409, "already_waived")
+    history = [(e["kind"], e["reason"]) for e in w.events(e_waived)]
+    assert ("fee_waived", "국가유공자 감면 (증빙 확인)") in history
     # After the deadline the admin enrols a learner by override (documented reason).
     w.at(kst(2027, 3, 3, 10), "a")
     w.admin = w.users.login(w.client, "admin1")

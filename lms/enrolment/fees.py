@@ -285,6 +285,8 @@ def waive_fee(enrollment: Enrollment, *, reason: str, actor: User) -> dict:
         raise ApiError(409, "nothing_to_waive", "the course has no fee to waive")
     if st["state"] == rules.WAIVED:
         raise ApiError(409, "already_waived", "the fee is already waived")
+    if st["state"] == rules.PAID:
+        raise ApiError(409, "already_paid", "the fee is already paid (refunds go through the calculator)")
     add_event(enrollment, "fee_waived", actor=actor, reason=reason[:500],
               detail={"fee": st["fee"], "net_paid": st["net_paid"]})
     db.session.flush()
