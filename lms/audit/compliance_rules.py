@@ -443,8 +443,8 @@ def check_enr_1(f, now):
     bad = [{"learner": r.learner, "problems": p} for r in f.registrations
            if (p := registration_problems(r, f.starts_on, now))]
     kinds = {k: sum(1 for r in f.registrations if r.kind == k) for k in enr.REGISTRATION_KINDS}
-    unpaid_cancelled = sum(1 for r in f.registrations if r.status == "cancelled" and r.fee
-                           and enr.payment_state(r.fee, r.paid_by_deadline, waived=r.waived) in (enr.UNPAID, enr.PARTIAL))
+    unpaid_cancelled = sum(1 for r in f.registrations if r.status == "cancelled" and r.fee and enr.payment_state(
+        r.fee, r.paid_by_deadline, waived=r.waived) in (enr.UNPAID, enr.PARTIAL))
     overrides = [{"learner": r.learner, "reason": r.reason} for r in f.registrations if r.kind == enr.ADMIN_OVERRIDE]
     return _v("ENR-1", not bad,
               f"등록 {len(f.registrations)}건: 정규 {kinds['regular']}, 추가 등록 {kinds['late']}, 관리자 직권 "

@@ -251,7 +251,8 @@ def payment_statuses(course: Course, enrollments: list[Enrollment] | None = None
         deadline = None if state == rules.NO_FEE else rules.payment_deadline(course.starts_on, kind, registered_at)
         out[e.id] = {"enrollment_id": e.id, "state": state, "label": PAYMENT_STATE_LABELS[state],
                      "fee": total, "paid": paid.get(e.id, 0), "refunded": refunded.get(e.id, 0), "net_paid": net,
-                     "outstanding": max((total or 0) - net - overpaid.get(e.id, 0), 0) if state in (rules.UNPAID, rules.PARTIAL) else 0,
+                     "outstanding": max((total or 0) - net - overpaid.get(e.id, 0), 0)
+                     if state in (rules.UNPAID, rules.PARTIAL) else 0,
                      "registration_kind": kind, "deadline": deadline,
                      "waived_reason": waiver.reason if waiver else None,
                      "complete": rules.registration_complete(e.syllabus_consent_at is not None, state),
