@@ -47,3 +47,25 @@ def test_learner_registers_with_consent_in_a_browser(app, client, users, page): 
         e = db.session.scalar(select(Enrollment).where(Enrollment.course_id == cid, Enrollment.user_id == uid))
         assert e.status == "active" and e.syllabus_consent_at is not None and e.syllabus_consent_ip == "127.0.0.1"
         db.session.remove()
+
+
+def test_learner_sees_payment_state_and_deadline_in_a_browser(app, client, users, page):  # noqa: F811
+    """ENR-1 in a browser: after registering for a course with a published fee the
+    registration page reads "등록 미완료", 학습비 "미납" and the deadline 23:59:59 the day before."""
+    from conftest import bearer
+
+    w = World(app, client, users)
+    cid = w.course()
+    assert w.client.put(f"/api/v1/courses/{cid}/fee", json={"amount": 250_000},
+                        headers=bearer(w.admin)).status_code == 200
+    w.learner("payb")
+    browser_login(app, page, users, "u_payb", f"/courses/{cid}/register")
+    page.get_by_test_id("consent-checkbox").check()
+    page.get_by_test_id("register-button").click()
+    expect(page).to_have_url(re.compile(rf"/courses/{cid}$"))
+    page.goto(page.url + "/register")
+    expect(page.get_by_test_id("payment-status")).to_have_attribute("data-state", "unpaid")
+    expect(page.get_by_test_id("registration-incomplete")).to_be_visible()
+    expect(page.get_by_test_id("payment-state")).to_have_text("미납")
+    expect(page.get_by_test_id("payment-deadline")).to_contain_text("2027-03-01 23:59:59")
+    expect(page.get_by_test_id("payment-deadline")).to_contain_text("250,000")

@@ -80,7 +80,8 @@ def gather(course: Course, now: datetime) -> cr.CourseFacts:
     f.inspectors = db.session.scalar(select(func.count(User.id)).where(
         User.institution_id == course.institution_id, User.role == "inspector")) or 0
     f.encrypted_columns = [c.name for c in User.__table__.columns if isinstance(c.type, EncryptedText)]
-    f.grades = None  # GRD-*: the grading package has no tables yet
+    _registrations(course, f)
+    _grading(course, f)
     return f
 
 
@@ -148,6 +149,105 @@ def _enrolments(course: Course, f: cr.CourseFacts) -> tuple[dict[int, str], dict
     f.credit_over_cap = [(names[uid], p, n, cap) for uid, courses in sorted(per_learner.items())
                          for p, n, cap in cr.credit_cap_excess(courses)]
     return names, {e.user_id: e.enlisted_on for e, _n in rows if e.enlisted_on}  # ATT-8
+
+
+def _registrations(course: Course, f: cr.CourseFacts) -> None:
+    """ENR-1, ENR-4, ENR-5: every registration of the course (kind, reason, payments up to
+    its payment deadline, waiver, register entry) and its refunds — a fixed number of
+    queries per course."""
+    from lms.enrolment import rules as enr
+    from lms.enrolment.fees import current_fee
+    from lms.enrolment.models import EnrollmentEvent, Payment, Refund, RegisterEntry
+
+    rows = list(db.session.execute(select(Enrollment, User.username).join(User, User.id == Enrollment.user_id)
+                                   .where(Enrollment.course_id == course.id).order_by(Enrollment.id)).tuples())
+    fee_row = current_fee(course.id)
+    fee = None if fee_row is None else fee_row.amount + fee_row.lab_fee
+    ids = [e.id for e, _n in rows]
+    enrolled, waived = {}, set()
+    payments: dict[int, list] = defaultdict(list)
+    refunds_by: dict[int, list] = defaultdict(list)
+    entries = {}
+    refunds = []
+    if ids:
+        for ev in db.session.scalars(select(EnrollmentEvent).where(
+                EnrollmentEvent.enrollment_id.in_(ids), EnrollmentEvent.kind.in_(("enrolled", "fee_waived")))
+                .order_by(EnrollmentEvent.id)):
+            if ev.kind == "enrolled":
+                enrolled[ev.enrollment_id] = ev
+                waived.discard(ev.enrollment_id)
+            else:
+                waived.add(ev.enrollment_id)
+        for eid, amount, at in db.session.execute(select(Payment.enrollment_id, Payment.amount, Payment.paid_at)
+                                                  .where(Payment.enrollment_id.in_(ids))):
+            payments[eid].append((amount, at))
+        names = {e.id: n for e, n in rows}
+        for r in db.session.scalars(select(Refund).where(Refund.enrollment_id.in_(ids)).order_by(Refund.id)):
+            refunds_by[r.enrollment_id].append(r)
+            refunds.append(cr.RefundFact(id=r.id, learner=names[r.enrollment_id], cause=r.cause, amount=r.amount,
+                                         due_on=r.due_on, refunded_at=r.refunded_at))
+        entries = dict(db.session.execute(select(RegisterEntry.enrollment_id, RegisterEntry.created_at)
+                                          .where(RegisterEntry.enrollment_id.in_(ids))).all())
+    out = []
+    for e, name in rows:
+        ev = enrolled.get(e.id)
+        kind = ev.registration_kind if ev else None
+        at = ev.at if ev else e.created_at
+        deadline = enr.payment_deadline(course.starts_on, kind, at)
+        # ENR-4 refunds decided before the deadline reduce what was paid, except an
+        # overpayment's (money never owed: the fee stays paid).
+        if deadline is None:
+            paid = sum(a for a, _t in payments[e.id]) - sum(r.amount for r in refunds_by[e.id]
+                                                            if r.cause != enr.OVERPAYMENT)
+        else:
+            paid = sum(a for a, t in payments[e.id] if t < deadline) \
+                - sum(r.amount for r in refunds_by[e.id] if r.created_at < deadline and r.cause != enr.OVERPAYMENT)
+        out.append(cr.RegistrationFact(learner=name, status=e.status, kind=kind, registered_at=at,
+                                       reason=ev.reason if ev else None, fee=fee, paid_by_deadline=paid,
+                                       waived=e.id in waived, cancelled_at=e.cancelled_at,
+                                       register_entry_at=entries.get(e.id)))
+    f.registrations = out
+    f.refunds = refunds
+
+
+def _grading(course: Course, f: cr.CourseFacts) -> None:
+    """GRD-1…6 (and ATT-6): the weights, the stored grade sheet and grades, objections, and
+    the learners who sat no regular exam — a fixed number of queries per course."""
+    from lms.exams.rules import REGULAR_KINDS
+    from lms.grading import service as grading
+    from lms.grading.models import CourseGrade, GradeObjection, GradeSheet
+
+    f.grade_weights = grading.weights_of(course)
+    regular = list(db.session.scalars(select(Exam.id).where(Exam.course_id == course.id,
+                                                            Exam.kind.in_(REGULAR_KINDS))))
+    f.regular_exams = len(regular)
+    learners = dict(db.session.execute(
+        select(Enrollment.user_id, User.username).join(User, User.id == Enrollment.user_id)
+        .where(Enrollment.course_id == course.id, Enrollment.status != "cancelled")).all())
+    if regular and learners:
+        sat = set(db.session.scalars(select(Attempt.learner_id).where(
+            Attempt.exam_id.in_(regular), Attempt.submitted_at.is_not(None)).distinct()))
+        f.missing_regular_exams = sorted(n for uid, n in learners.items() if uid not in sat)
+    sheet = db.session.scalar(select(GradeSheet).where(GradeSheet.course_id == course.id))
+    statuses = dict(db.session.execute(select(Enrollment.user_id, Enrollment.status)
+                                       .where(Enrollment.course_id == course.id)).all())
+    rows = [cr.GradeRow(learner=name, score=g.score, grade=g.grade, fixed_by=tuple(g.fixed_by or ()), cap=g.cap,
+                        enrollment_status=statuses.get(g.learner_id, "active"))
+            for g, name in db.session.execute(
+                select(CourseGrade, User.username).join(User, User.id == CourseGrade.learner_id)
+                .where(CourseGrade.course_id == course.id).order_by(User.username)).tuples()]
+    objections = [(o.id, name, o.created_at, o.answered_at) for o, name in db.session.execute(
+        select(GradeObjection, User.username).join(User, User.id == GradeObjection.learner_id)
+        .where(GradeObjection.course_id == course.id).order_by(GradeObjection.id)).tuples()]
+    if sheet is None and not rows and not objections:
+        f.grading = None
+        f.grades = None
+        return
+    f.grading = cr.GradingFacts(scheme=sheet.scheme if sheet else "relative",
+                                proposed_at=sheet.proposed_at if sheet else None,
+                                finalized_at=sheet.finalized_at if sheet else None, rows=rows,
+                                objections=objections)
+    f.grades = rows
 
 
 def _syllabus(course: Course, f: cr.CourseFacts) -> None:

@@ -18,7 +18,9 @@ from typing import Callable
 
 from lms.attendance import rules as att
 from lms.content import rules as crs
+from lms.enrolment import rules as enr
 from lms.exams import rules as exm
+from lms.grading import rules as grd
 
 PASS, FAIL, NA, NOT_CHECKABLE = "pass", "fail", "na", "not_checkable"
 STATUSES = (PASS, FAIL, NA, NOT_CHECKABLE)
@@ -81,6 +83,52 @@ class MakeupFact:
 
 
 @dataclass
+class RegistrationFact:
+    """ENR-1/ENR-5: one registration (cancelled ones included) of the course."""
+    learner: str
+    status: str  # active | completed | cancelled
+    kind: str | None  # regular | late | admin_override (the newest `enrolled` event)
+    registered_at: datetime
+    reason: str | None = None  # the `enrolled` event's reason (late right / override)
+    fee: int | None = None  # published fee + lab fee (None: no published fee)
+    paid_by_deadline: int = 0  # payments before the payment deadline, less refunds decided before it (not overpayments)
+    waived: bool = False  # ENR-1: an administrator waived the fee with a reason
+    cancelled_at: datetime | None = None
+    register_entry_at: datetime | None = None  # ENR-5: the learner-register entry's creation
+
+
+@dataclass
+class RefundFact:
+    """ENR-4: a refund decided for a registration of the course."""
+    id: int
+    learner: str
+    cause: str
+    amount: int
+    due_on: date
+    refunded_at: datetime | None
+
+
+@dataclass
+class GradeRow:
+    learner: str
+    score: float | None
+    grade: str | None  # None: no grade (EXM-13)
+    fixed_by: tuple = ()  # ATT-6 / GRD-3 / EXM-13
+    cap: str | None = None  # EXM-11
+    enrollment_status: str = "active"
+
+
+@dataclass
+class GradingFacts:
+    """GRD-2…6: the course's grade sheet as stored by lms.grading."""
+    scheme: str  # relative | absolute | pass_fail
+    proposed_at: datetime | None
+    finalized_at: datetime | None
+    rows: list = field(default_factory=list)  # GradeRow
+    objections: list = field(default_factory=list)  # [(id, learner, created_at, answered_at)]
+
+
+@dataclass
 class CourseFacts:
     course_id: int
     code: str
@@ -136,7 +184,13 @@ class CourseFacts:
     complaints: dict | None = None  # REC-5: {"total", "open", "answered", "closed", "unanswered_oldest"}
     inspectors: int = 0
     encrypted_columns: list = field(default_factory=list)  # REC-4
-    grades: list | None = None  # GRD-*: no grading data in this LMS yet
+    grades: list | None = None  # GRD-*: kept for ATT-6 (None: nothing graded); see ``grading``
+    grading: GradingFacts | None = None  # GRD-2…6: None until the course was graded
+    grade_weights: dict | None = None  # GRD-1: the syllabus's weights (or the default 80/20)
+    missing_regular_exams: list = field(default_factory=list)  # GRD-3: learners who sat no regular exam
+    regular_exams: int = 0  # GRD-3: regular exams the course holds
+    registrations: list | None = None  # ENR-1/ENR-5: RegistrationFact; None: not gathered
+    refunds: list | None = None  # ENR-4: RefundFact; None: not gathered
 
     @property
     def ends_on(self) -> date:
@@ -158,7 +212,6 @@ def check(rule: str):
 NOT_CHECKABLE_REASONS = {
     "CRS-6": "기관 단위 규칙이며 개발 교강사와 운영 교강사의 동일 여부가 LMS 데이터에 없습니다.",
     "CRS-13": "모집 공고(홈페이지·광고)는 LMS 밖에서 이루어집니다.",
-    "ENR-4": "수강료 납부·환불 기록이 LMS에 없습니다.",
     "ENR-6": "국가평생교육진흥원 정보시스템 보고는 LMS 밖에서 이루어집니다.",
     "GRD-7": "학점은행 정보시스템 보고는 LMS 밖에서 이루어집니다.",
     "GRD-8": "다른 과정의 재수강·학점 인정 이력이 LMS에 없습니다.",
@@ -346,14 +399,59 @@ def registration_deadline(starts_on: date) -> date:
     return starts_on - timedelta(days=1)
 
 
+UNDOCUMENTED_OVERRIDE = "사유 미기재"  # lms.enrolment.service: an override saved without a reason says so
+
+
+def registration_problems(r: RegistrationFact, starts_on: date, now: datetime) -> list[str]:
+    """ENR-1 for one registration: after the deadline only with a late right (within 2 weeks)
+    or a documented administrator's override; paid (or waived, or free) by the payment
+    deadline unless an override; an unpaid one must not still be running after it."""
+    out = []
+    deadline = enr.registration_deadline(starts_on)
+    if r.registered_at >= deadline:
+        if r.kind == enr.LATE:
+            if r.registered_at.replace(microsecond=0) > enr.late_registration_deadline(starts_on):
+                out.append("추가 등록 기간(개강 후 2주) 경과 후 등록")
+        elif r.kind == enr.ADMIN_OVERRIDE:
+            if not (r.reason or "").strip() or UNDOCUMENTED_OVERRIDE in (r.reason or ""):
+                out.append("사유가 기록되지 않은 관리자 직권 등록")
+        else:
+            out.append("등록 마감(개강일 전일) 후 추가 등록 사유 없이 등록")
+    state = enr.payment_state(r.fee, r.paid_by_deadline, waived=r.waived)
+    pay_deadline = enr.payment_deadline(starts_on, r.kind, r.registered_at)
+    still_running = r.status != "cancelled" or (r.cancelled_at is not None and pay_deadline is not None
+                                                and r.cancelled_at >= pay_deadline + UNPAID_GRACE)
+    if enr.unpaid_at_deadline(state, pay_deadline, now) and still_running:
+        out.append(f"납부 기한까지 학습비 미납 ({r.paid_by_deadline:,} / {r.fee:,}원)")
+    return out
+
+
+UNPAID_GRACE = timedelta(hours=1)  # ENR-1: the unpaid-cancellation job runs every 5 minutes
+
+
 @check("ENR-1")
 def check_enr_1(f, now):
-    if f.enrolled == 0 and not f.enrolments_after_late_limit:
+    if f.registrations is None:
+        if f.enrolled == 0 and not f.enrolments_after_late_limit:
+            return Verdict("ENR-1", NA, "수강 등록자가 없습니다.")
+        return _v("ENR-1", not f.enrolments_after_late_limit,
+                  f"개강 2주 이후 등록 없음 (개강 후 추가 등록 {len(f.enrolments_late)}명은 사유 확인 필요)",
+                  f"개강 2주가 지난 뒤 등록: {', '.join(f.enrolments_after_late_limit)}",
+                  late=f.enrolments_late, after_limit=f.enrolments_after_late_limit)
+    if not f.registrations:
         return Verdict("ENR-1", NA, "수강 등록자가 없습니다.")
-    return _v("ENR-1", not f.enrolments_after_late_limit,
-              f"개강 2주 이후 등록 없음 (개강 후 추가 등록 {len(f.enrolments_late)}명은 사유 확인 필요)",
-              f"개강 2주가 지난 뒤 등록: {', '.join(f.enrolments_after_late_limit)}",
-              late=f.enrolments_late, after_limit=f.enrolments_after_late_limit)
+    bad = [{"learner": r.learner, "problems": p} for r in f.registrations
+           if (p := registration_problems(r, f.starts_on, now))]
+    kinds = {k: sum(1 for r in f.registrations if r.kind == k) for k in enr.REGISTRATION_KINDS}
+    unpaid_cancelled = sum(1 for r in f.registrations if r.status == "cancelled" and r.fee and enr.payment_state(
+        r.fee, r.paid_by_deadline, waived=r.waived) in (enr.UNPAID, enr.PARTIAL))
+    overrides = [{"learner": r.learner, "reason": r.reason} for r in f.registrations if r.kind == enr.ADMIN_OVERRIDE]
+    return _v("ENR-1", not bad,
+              f"등록 {len(f.registrations)}건: 정규 {kinds['regular']}, 추가 등록 {kinds['late']}, 관리자 직권 "
+              f"{kinds['admin_override']} — 마감 후 등록은 모두 추가 등록 자격 또는 사유가 기록된 직권 등록이며 "
+              f"납부 기한 미납 등록은 취소됨",
+              f"등록 마감·납부 기한 위반 {len(bad)}건", problems=bad, kinds=kinds, overrides=overrides,
+              unpaid_cancelled=unpaid_cancelled)
 
 
 @check("ENR-2")
@@ -395,9 +493,41 @@ def check_enr_3(f, now):
               over=[{"learner": u, "period": p, "credits": n, "cap": c} for u, p, n, c in f.credit_over_cap])
 
 
+@check("ENR-4")
+def check_enr_4(f, now):
+    if f.refunds is None:
+        return Verdict("ENR-4", NA, "데이터 없음: 환불 기록을 확인하지 않았습니다.")
+    if not f.refunds:
+        return Verdict("ENR-4", NA, "이 과정에 결정된 학습비 반환이 없습니다.")
+    late = []
+    for r in f.refunds:
+        paid_on = r.refunded_at.astimezone(att.KST).date() if r.refunded_at else None
+        if (paid_on is not None and paid_on > r.due_on) or enr.refund_overdue(r.due_on, paid_on is not None, now):
+            late.append({"id": r.id, "learner": r.learner, "amount": r.amount, "due_on": r.due_on.isoformat(),
+                         "refunded_on": paid_on.isoformat() if paid_on else None})
+    return _v("ENR-4", not late, f"반환 {len(f.refunds)}건 모두 사유 발생 5일 이내 반환(또는 기한 전)",
+              f"5일 기한을 넘긴 반환 {len(late)}건", late=late, refunds=len(f.refunds))
+
+
 @check("ENR-5")
 def check_enr_5(f, now):
-    return Verdict("ENR-5", NA, "데이터 없음: 학적부 기능이 아직 없습니다.")
+    if f.registrations is None:
+        return Verdict("ENR-5", NA, "데이터 없음: 학적부 기록을 확인하지 않았습니다.")
+    regs = [r for r in f.registrations if r.status != "cancelled" or r.register_entry_at is not None]
+    if not regs:
+        return Verdict("ENR-5", NA, "수강 등록자가 없습니다.")
+    due = enr.register_due(f.starts_on)
+    late = []
+    for r in regs:
+        limit = max(due, r.registered_at)  # a registration made after the 3 weeks: created with it
+        if r.register_entry_at is None:
+            if now > limit:
+                late.append({"learner": r.learner, "entry": None})
+        elif r.register_entry_at > limit:
+            late.append({"learner": r.learner, "entry": r.register_entry_at.isoformat()})
+    made = sum(1 for r in regs if r.register_entry_at is not None)
+    return _v("ENR-5", not late, f"학적부 {made}/{len(regs)}건이 개강 후 3주({due.date().isoformat()}) 이내 생성",
+              f"개강 후 3주 이내에 학적부가 생성되지 않은 학습자 {len(late)}명", late=late, due=due.isoformat())
 
 
 # --- ATT ----------------------------------------------------------------------------------------------
@@ -459,11 +589,17 @@ def check_att_5(f, now):
 
 @check("ATT-6")
 def check_att_6(f, now):
-    if f.grades is None:
+    if f.grading is None or not f.grading.rows:
         return Verdict("ATT-6", NA, f"데이터 없음: 성적 기록이 없어 F 처리를 확인할 수 없습니다. "
                                     f"출석률 80% 미만 학습자 {len(f.learners_below_minimum)}명",
                        {"below_80": [{"learner": u, "rate": r} for u, r in f.learners_below_minimum]})
-    return Verdict("ATT-6", NOT_CHECKABLE, "성적 확인 함수가 아직 없습니다.")
+    g = f.grading
+    below = {u for u, _r in f.learners_below_minimum}
+    rows = {r.learner: r for r in g.rows} if g else {}
+    wrong = [u for u in sorted(below) if u in rows and not _is_fail(rows[u])]
+    return _v("ATT-6", not wrong, f"출석률 80% 미만 학습자 {len(below)}명 모두 F 처리",
+              f"출석률 80% 미만인데 F가 아닌 학습자 {len(wrong)}명", wrong=wrong,
+              below_80=[{"learner": u, "rate": r} for u, r in f.learners_below_minimum])
 
 
 @check("ATT-7")
@@ -640,19 +776,146 @@ def check_exm_13(f, now):
               findings=[{"id": i, "learner": u, "kind": k, "attempt": a} for i, u, k, a, _fl in f.findings])
 
 
-# --- GRD (grading is being built: "no data" until its facts exist) -------------------------------------
+# --- GRD ------------------------------------------------------------------------------------------------
 
-def _no_grades(rule: str) -> Callable:
-    def fn(f, now):
-        if f.grades is None:
-            return Verdict(rule, NA, "데이터 없음: 성적 기록이 아직 없습니다.")
-        return Verdict(rule, NOT_CHECKABLE, "성적 확인 함수가 아직 없습니다.")
-    fn.__name__ = f"check_{rule.lower().replace('-', '_')}"
-    return fn
+def _is_fail(r: GradeRow) -> bool:
+    """GRD-3/ATT-6: F (NP under P/F), or no grade at all after a cheating finding (EXM-13)."""
+    return r.grade in (grd.F, grd.FAIL, None)
 
 
-for _rule in ("GRD-1", "GRD-2", "GRD-3", "GRD-4", "GRD-5", "GRD-6"):
-    check(_rule)(_no_grades(_rule))
+def _graded(f: CourseFacts) -> GradingFacts | None:
+    return f.grading if f.grading is not None and f.grading.rows else None
+
+
+@check("GRD-1")
+def check_grd_1(f, now):
+    if f.grade_weights is None:
+        return Verdict("GRD-1", NA, "데이터 없음: 평가 비율을 확인하지 않았습니다.")
+    w = f.grade_weights
+    problem = grd.weights_problem(w)
+    text = ", ".join(f"{k} {v}%" for k, v in w.items())
+    return _v("GRD-1", problem is None, f"평가 비율 {text} (출석 {grd.MAX_ATTENDANCE_WEIGHT}% 이하, 합계 100%)",
+              f"평가 비율 {text}: " + ("출석 비율이 20%를 넘습니다" if w.get("attendance", 0) > grd.MAX_ATTENDANCE_WEIGHT
+                                   else "합계가 100%가 아니거나 알 수 없는 항목이 있습니다"),
+              weights=dict(w), attendance_max=grd.MAX_ATTENDANCE_WEIGHT, total=sum(w.values()))
+
+
+@check("GRD-2")
+def check_grd_2(f, now):
+    g = _graded(f)
+    if g is None:
+        return Verdict("GRD-2", NA, "데이터 없음: 성적이 아직 산출되지 않았습니다.")
+    free = [r for r in g.rows if not r.fixed_by]  # F by ATT-6/GRD-3 and EXM-13: outside the head count
+    dist = grd.distribution([r.grade for r in free if r.grade])
+    evidence = {"scheme": g.scheme, "class_size": len(free), "counts": dist.counts,
+                "allowed": {b: list(v) for b, v in dist.allowed.items()},
+                "shares": {b: round(float(dist.share(b)) * 100, 1) for b in dist.counts},
+                "finalized": g.finalized_at is not None, "practice": f.practice}
+    bad_grades = sorted({r.grade for r in g.rows if r.grade is not None
+                         and r.grade not in grd.GRADES + (grd.PASS, grd.FAIL)})
+    if bad_grades:
+        return Verdict("GRD-2", FAIL, f"9등급 외의 성적: {', '.join(bad_grades)}", evidence)
+    if g.scheme != "relative":
+        problem = grd.scheme_problem(g.scheme, len(free), f.practice)
+        label = "절대평가" if g.scheme == "absolute" else "P/F"
+        return Verdict("GRD-2", FAIL if problem else PASS,
+                       f"{label} 적용 불가: 수강생 {len(free)}명, 실습 과정 아님" if problem else
+                       f"{label} 적용 (상대평가 예외: " + ("실습 과정" if f.practice else f"수강생 {len(free)}명 < 10명")
+                       + ")", {**evidence, "exempt": not problem})
+    if g.finalized_at is None:
+        return Verdict("GRD-2", NA, "성적 미확정: 현재 분포 " + ", ".join(
+            f"{b} {dist.counts[b]}명" for b in dist.counts), {**evidence, "problems": dist.problems})
+    return _v("GRD-2", dist.ok, "확정된 상대평가 분포가 A 20–30%, B 30–40%, C 이하 30–50% 범위 안: " + ", ".join(
+        f"{b} {evidence['shares'][b]}%" for b in dist.counts), "확정된 상대평가 분포 위반: " + "; ".join(dist.problems),
+        **evidence, problems=dist.problems)
+
+
+@check("GRD-3")
+def check_grd_3(f, now):
+    g = _graded(f)
+    if g is None:
+        return Verdict("GRD-3", NA, "데이터 없음: 성적이 아직 산출되지 않았습니다.")
+    rows = {r.learner: r for r in g.rows}
+    below = sorted({u for u, _r in f.learners_below_minimum})
+    missed = sorted(set(f.missing_regular_exams)) if f.regular_exams else []
+    must_fail = sorted(set(below) | set(missed))
+    wrong = [u for u in must_fail if u in rows and not _is_fail(rows[u])]
+    return _v("GRD-3", not wrong, f"출석률 80% 미만 {len(below)}명·정기시험 모두 미응시 {len(missed)}명 모두 F",
+              f"F여야 하는데 F가 아닌 학습자 {len(wrong)}명: {', '.join(wrong)}",
+              below_80=below, missed_both=missed, wrong=[{"learner": u, "grade": rows[u].grade} for u in wrong])
+
+
+@check("GRD-4")
+def check_grd_4(f, now):
+    g = _graded(f)
+    if g is None:
+        return Verdict("GRD-4", NA, "데이터 없음: 성적이 아직 산출되지 않았습니다.")
+    wrong = []
+    for r in g.rows:
+        if r.grade is None or r.fixed_by:
+            continue
+        if r.grade not in grd.POINTS and r.grade not in (grd.PASS, grd.FAIL):
+            wrong.append({"learner": r.learner, "grade": r.grade, "expected": None})
+        elif g.scheme == "absolute" and r.score is not None:
+            expected = grd.absolute_grade(r.score, r.cap)
+            if r.grade != expected:
+                wrong.append({"learner": r.learner, "score": r.score, "grade": r.grade, "expected": expected})
+    points = {r.learner: (None if grd.points_for(r.grade) is None else float(grd.points_for(r.grade)))
+              for r in g.rows}
+    return _v("GRD-4", not wrong, "성적·평점이 점수 기준표(95 A+ 4.5 … 60 D0 1.0, 60 미만 F)를 따릅니다"
+              + (" (절대평가: 점수별 등급 일치)" if g.scheme == "absolute" else ""),
+              f"점수 기준표와 다른 성적 {len(wrong)}건", wrong=wrong, points=points)
+
+
+@check("GRD-5")
+def check_grd_5(f, now):
+    g = _graded(f)
+    if g is None:
+        return Verdict("GRD-5", NA, "데이터 없음: 성적이 아직 산출되지 않았습니다.")
+    wrong = []
+    for r in g.rows:
+        ok = grd.passed(r.grade)
+        if r.enrollment_status == "completed" and not ok:
+            wrong.append({"learner": r.learner, "grade": r.grade, "problem": "D0 미만인데 이수 처리"})
+        if g.scheme == "pass_fail" and not r.fixed_by and r.score is not None and r.grade in (grd.PASS, grd.FAIL):
+            if r.grade != grd.pass_fail_grade(r.score):
+                wrong.append({"learner": r.learner, "grade": r.grade, "score": r.score,
+                              "problem": f"P는 {grd.PASS_MIN_SCORE}점(D0) 이상"})
+    passed = sum(1 for r in g.rows if grd.passed(r.grade))
+    return _v("GRD-5", not wrong, f"이수 {passed}명 / {len(g.rows)}명 (D0 이상 또는 P)",
+              f"이수 기준(D0 이상 또는 P)과 다른 처리 {len(wrong)}건", wrong=wrong, passed=passed, graded=len(g.rows))
+
+
+@check("GRD-6")
+def check_grd_6(f, now):
+    ends = f.ends_on
+    closes, due = grd.objection_closes(ends), grd.finalize_due(ends)
+    g = f.grading
+    if g is None and (now < due or f.enrolled == 0):
+        return Verdict("GRD-6", NA, "데이터 없음: 성적이 아직 산출되지 않았습니다.")
+    problems = []
+    fin = g.finalized_at if g else None
+    if fin is None:
+        if now >= due:
+            problems.append(f"확정 기한({due.isoformat()})이 지났는데 성적이 확정되지 않았습니다")
+    elif fin < closes:
+        problems.append("이의신청 기간(종강 후 14일)이 끝나기 전에 확정")
+    elif fin >= due:
+        problems.append("이의신청 기간 후 7일을 넘겨 확정")
+    late = []
+    for oid, learner, _created, answered in (g.objections if g else []):
+        if (answered is None and now >= closes) or (answered is not None and answered >= closes):
+            late.append({"id": oid, "learner": learner, "answered_at": answered.isoformat() if answered else None})
+    if late:
+        problems.append(f"기간 내 답변되지 않은 이의신청 {len(late)}건")
+    if not problems and fin is None:
+        return Verdict("GRD-6", NA, f"성적 미확정 (이의신청 {closes.isoformat()}까지, 확정 기한 {due.isoformat()})",
+                       {"objection_closes": closes.isoformat(), "finalize_due": due.isoformat(),
+                        "objections": len(g.objections) if g else 0})
+    return _v("GRD-6", not problems, f"이의신청 {len(g.objections) if g else 0}건 기간 내 답변, "
+              f"확정 {fin.isoformat() if fin else ''} (기한 {due.isoformat()})", "; ".join(problems),
+              objection_closes=closes.isoformat(), finalize_due=due.isoformat(),
+              finalized_at=fin.isoformat() if fin else None, late_objections=late)
 
 
 # --- REC ------------------------------------------------------------------------------------------------

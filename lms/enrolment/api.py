@@ -7,7 +7,9 @@
 - ``POST /enrollments/{id}/cancel`` ``{"reason", "unavoidable"}`` (admin; ENR-1 late right)
 - ``POST /courses/{id}/cancel`` ``{"reason"}`` (admin, CRS-14: 422 above 10 registrations)
 - ``GET|PUT /courses/{id}/fee`` ``{"amount", "lab_fee"}`` (ENR-4)
-- ``GET|POST /enrollments/{id}/payments`` ``{"amount", "method", "note"}`` (admin)
+- ``GET|POST /enrollments/{id}/payments`` ``{"amount", "method", "note"}`` (admin); the GET
+  carries ``payment`` (ENR-1: state, deadline, outstanding, complete)
+- ``POST /enrollments/{id}/fee-waiver`` ``{"reason"}`` (admin, ENR-1: recorded in the history)
 - ``POST /enrollments/{id}/refund-quote`` ``{"cause", "cause_at", "overpaid"}`` → the table row
 - ``POST /enrollments/{id}/refunds`` (same body) → 201; ``POST /refunds/{id}/paid`` ``{"method"}``
 - ``GET /refunds?overdue=true`` (admin)
@@ -76,6 +78,10 @@ class RefundIn(Schema):
     overpaid = StrictInt(load_default=0, validate=Range(min=0, max=fees.MAX_FEE))
 
 
+class WaiverIn(Schema):
+    reason = fields.String(required=True, validate=Length(1, 500))
+
+
 class RefundPaidIn(Schema):
     method = fields.String(required=True, validate=OneOf(fees.PAYMENT_METHODS))
 
@@ -110,6 +116,14 @@ def registration_info(course, user) -> dict:
     if user.role == "learner":
         info["credit_totals"] = service.credit_totals(user.id)
         info["late_right"] = service.open_late_right(user.id) is not None
+        from sqlalchemy import select
+
+        from lms.enrolment.models import Enrollment
+
+        mine = db.session.scalar(select(Enrollment).where(Enrollment.course_id == course.id,
+                                                          Enrollment.user_id == user.id))
+        info["payment"] = fees.payment_status_dict(fees.payment_status(mine)) if mine is not None \
+            and mine.status == "active" else None
     return info
 
 
@@ -192,7 +206,20 @@ def list_payments(enrollment_id):
     pays = db.session.scalars(select(Payment).where(Payment.enrollment_id == e.id).order_by(Payment.id))
     refs = db.session.scalars(select(Refund).where(Refund.enrollment_id == e.id).order_by(Refund.id))
     return {"payments": [fees.payment_dict(p) for p in pays], "refunds": [fees.refund_dict(r) for r in refs],
-            "paid": fees.paid_total(e.id), "net_paid": fees.net_paid(e.id)}
+            "paid": fees.paid_total(e.id), "net_paid": fees.net_paid(e.id),
+            "payment": fees.payment_status_dict(fees.payment_status(e))}
+
+
+@bp.post("/enrollments/<int:enrollment_id>/fee-waiver")
+@roles_required("admin")
+@bp.input(WaiverIn, arg_name="body")
+def waive_fee(enrollment_id, body):
+    """ENR-1: waive one registration's fee with the reason recorded (never cancelled as unpaid)."""
+    user = current_auth().user
+    e = service.get_enrollment(enrollment_id, user)
+    st = fees.waive_fee(e, reason=body["reason"], actor=user)
+    db.session.commit()
+    return fees.payment_status_dict(st)
 
 
 @bp.post("/enrollments/<int:enrollment_id>/payments")

@@ -61,6 +61,59 @@ def registration_period(starts_on: date, now: datetime) -> str:
     return "closed"
 
 
+# --- ENR-1: payment by the day before ----------------------------------------------------
+# "… 하루 전까지 … 등록하고, 학습비를 납부하여야 함": registering and paying share ONE deadline.
+# A regular registration must be paid in full (published fee + lab fee) before
+# registration_deadline(starts_on) — 23:59:59 KST the day before the start is on time,
+# 00:00:00 KST of the start date is late. A late registration (ENR-1 late right, made on or
+# after that instant) cannot meet it; it gets its own deadline: the end of the KST day
+# AFTER the day it was made (register today, pay today or tomorrow). An administrator's
+# documented override has no automatic deadline: the administrator decided the case and
+# records payment or a waiver; the unpaid-cancellation job never touches it.
+LATE_PAYMENT_DAYS = 1  # ENR-1 (institution's choice, documented): late registrations pay by the end of the next KST day
+
+NO_FEE, FREE, WAIVED, PAID, PARTIAL, UNPAID = "no_fee", "free", "waived", "paid", "partial", "unpaid"
+PAYMENT_STATES = (NO_FEE, FREE, WAIVED, PAID, PARTIAL, UNPAID)
+SETTLED_STATES = (NO_FEE, FREE, WAIVED, PAID)  # nothing (more) to pay
+
+
+def payment_state(fee_total: int | None, paid: int, *, waived: bool = False) -> str:
+    """ENR-1: no_fee (no published fee: nothing to pay, the course behaves as before), free
+    (published fee 0), waived (an administrator waived it with a recorded reason), paid
+    (``paid`` ≥ the published fee + lab fee), partial, unpaid."""
+    if fee_total is None:
+        return NO_FEE
+    if fee_total <= 0:
+        return FREE
+    if waived:
+        return WAIVED
+    if paid >= fee_total:
+        return PAID
+    return PARTIAL if paid > 0 else UNPAID
+
+
+def payment_deadline(starts_on: date, registration_kind: str | None, registered_at: datetime) -> datetime | None:
+    """ENR-1: the first instant at which an unpaid registration is late (exclusive), or None
+    (an administrator's override: no automatic deadline)."""
+    if registration_kind == ADMIN_OVERRIDE:
+        return None
+    if registration_kind == LATE:
+        day = registered_at.astimezone(KST).date()
+        return course_start(day + timedelta(days=LATE_PAYMENT_DAYS + 1))
+    return registration_deadline(starts_on)
+
+
+def registration_complete(consented: bool, state: str) -> bool:
+    """ENR-1/ENR-2: complete once consent is recorded and nothing is left to pay."""
+    return consented and state in SETTLED_STATES
+
+
+def unpaid_at_deadline(state: str, deadline: datetime | None, now: datetime) -> bool:
+    """ENR-1: the registration is still unpaid (or partly paid) at or after its deadline
+    (instants in whole seconds: a payment recorded at 23:59:59 is on time)."""
+    return state in (UNPAID, PARTIAL) and deadline is not None and now.replace(microsecond=0) >= deadline
+
+
 # --- ENR-3: credit caps by course end date ----------------------------------------------
 YEAR_CREDIT_CAP = 42  # ENR-3: Mar 1 – end of Feb
 HALF_CREDIT_CAP = 24  # ENR-3: Mar 1 – Aug 31, Sep 1 – end of Feb
@@ -130,6 +183,9 @@ def credit_totals(existing: list[tuple[date, int]]) -> list[dict]:
 # --- ENR-4: refunds ----------------------------------------------------------------------
 REFUND_DUE_DAYS = 5  # ENR-4: "5일 이내 반환"
 OVERPAYMENT = "overpayment"  # 제4조②1: 과오납
+# ENR-1: a registration cancelled because it was not paid by the deadline never became a
+# registration: whatever was partly paid is returned in full (internal cause, set by the job).
+UNPAID_CANCELLED = "unpaid_cancelled"
 CAUSES = (OVERPAYMENT, "military", "withdrawal", "illness", "course_cancelled")
 # Reg. 4 별표 (causes 2–4): the row, its share of the fee. Boundaries as the table words
 # them: "1/6 경과 전" (< 1/6) → 5/6; "1/6 이상부터 1/3 미만" → 2/3; "1/3 이상부터 1/2 미만" → 1/2;
@@ -149,6 +205,7 @@ REFUND_ROW_LABELS = {
     "before_1_2": "총 수업시간의 1/3 이상부터 1/2 미만 — 학습비의 2분의 1",
     "from_1_2": "총 수업시간의 1/2 이상 경과 — 반환하지 않음",
     "course_cancelled": "폐강(기관 사유) — 학습비 전액",
+    "unpaid_cancelled": "학습비 미납으로 등록 취소 — 납부액 전액",
 }
 
 
@@ -181,8 +238,8 @@ def refund(*, cause: str, paid: int, cause_at: datetime, starts_on: date, weeks:
     due = refund_due_on(cause_at)
     if cause == OVERPAYMENT:
         return RefundResult("overpayment", Fraction(1), None, max(int(overpaid), 0), due)
-    if cause == "course_cancelled":
-        return RefundResult("course_cancelled", Fraction(1), None, paid, due)
+    if cause in ("course_cancelled", UNPAID_CANCELLED):
+        return RefundResult(cause, Fraction(1), None, paid, due)
     start, end = course_start(starts_on), course_end(starts_on, weeks)
     if cause_at < start:
         return RefundResult("before_start", Fraction(1), Fraction(0), paid, due)

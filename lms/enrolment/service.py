@@ -230,7 +230,8 @@ def move(enrollment: Enrollment, *, section_id: int, actor: User) -> Enrollment:
     return enrollment
 
 
-def cancel_enrollment(enrollment: Enrollment, *, actor: User, reason: str, unavoidable: bool) -> Enrollment:
+def cancel_enrollment(enrollment: Enrollment, *, actor: User | None, reason: str, unavoidable: bool,
+                      detail: dict | None = None) -> Enrollment:
     """Cancel a registration with its reason; an unavoidable reason (ENR-1: 폐강 등 부득이한
     사유) opens the learner's late-registration right."""
     lock_row(Enrollment, enrollment.id)
@@ -240,7 +241,7 @@ def cancel_enrollment(enrollment: Enrollment, *, actor: User, reason: str, unavo
     enrollment.status = "cancelled"
     enrollment.cancelled_at = now
     enrollment.cancel_reason = reason[:200]
-    add_event(enrollment, "cancelled", actor=actor, reason=reason, detail={"late_right": unavoidable})
+    add_event(enrollment, "cancelled", actor=actor, reason=reason, detail={"late_right": unavoidable, **(detail or {})})
     if unavoidable:
         db.session.add(LateRight(learner_id=enrollment.user_id, source_enrollment_id=enrollment.id,
                                  reason=reason[:500], opened_at=now))

@@ -42,6 +42,8 @@ DASHBOARD_LINKS = {
 
 KIND_LABELS = {"regular": N_("정규 등록"), "late": N_("추가 등록"), "admin_override": N_("관리자 직권 등록")}
 PERIOD_LABELS = {"regular": N_("수강신청 기간"), "late": N_("추가 등록 기간"), "closed": N_("마감")}
+PAYMENT_LABELS = {"no_fee": N_("학습비 미공고"), "free": N_("무료"), "waived": N_("면제"), "paid": N_("납부 완료"),
+                  "partial": N_("일부 납부"), "unpaid": N_("미납")}
 STATUS_LABELS = {"active": N_("수강 중"), "cancelled": N_("취소"), "completed": N_("이수"),
                  "pending": N_("심사 중"), "approved": N_("승인"), "rejected": N_("반려")}
 
@@ -55,6 +57,9 @@ def _labels():
             "cause_label": lambda c: _(fees.CAUSE_LABELS[c]) if c in fees.CAUSE_LABELS else c,
             "method_label": lambda m: _(fees.METHOD_LABELS[m]) if m in fees.METHOD_LABELS else (m or ""),
             "row_label": lambda r: _(rules.REFUND_ROW_LABELS[r]) if r in rules.REFUND_ROW_LABELS else r,
+            "pay_label": lambda st: _(PAYMENT_LABELS[st]) if st in PAYMENT_LABELS else st,
+            "deadline_text": lambda d: clock.to_kst(d - timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+            if d else "",
             "won": lambda n: f"{int(n or 0):,}"}
 
 
@@ -158,6 +163,8 @@ def register_page(course_id):
         .strftime("%Y-%m-%d %H:%M:%S"),
         late_until=rules.late_registration_deadline(course.starts_on), ends_on=end,
         fee=fees.current_fee(course.id), year=year, half=half, totals=totals,
+        payment=fees.payment_status(enrollment, now) if enrollment is not None and enrollment.status == "active"
+        else None,
         year_bounds=rules.year_bounds(year), half_bounds=rules.half_bounds(year, half),
         caps=(rules.YEAR_CREDIT_CAP, rules.HALF_CREDIT_CAP), late_right=service.open_late_right(user.id),
         registered=service.active_count(course.id)), status
@@ -218,10 +225,13 @@ def admin_course_registrations(course_id):
             _form_error(exc)
         return redirect(url_for("enrolment_pages.admin_course_registrations", course_id=course.id), 303)
     rows = []
-    for e, u in db.session.execute(select(Enrollment, User).join(User, User.id == Enrollment.user_id)
-                                   .where(Enrollment.course_id == course.id)
-                                   .order_by(Enrollment.status, User.username)).tuples():
-        rows.append({"e": e, "user": u, "kind": service.registration_kind(e.id), "paid": fees.net_paid(e.id)})
+    pairs = list(db.session.execute(select(Enrollment, User).join(User, User.id == Enrollment.user_id)
+                                    .where(Enrollment.course_id == course.id)
+                                    .order_by(Enrollment.status, User.username)).tuples())
+    pay = fees.payment_statuses(course, [e for e, _u in pairs])
+    for e, u in pairs:
+        rows.append({"e": e, "user": u, "kind": pay[e.id]["registration_kind"], "paid": pay[e.id]["net_paid"],
+                     "pay": pay[e.id]})
     sections = list(db.session.scalars(select(Section).where(Section.course_id == course.id).order_by(Section.id)))
     counts = {s.id: service.active_count(course.id, s.id) for s in sections}
     return render_template("enrolment/admin_course.html", course=course, rows=rows, sections=sections,
@@ -258,6 +268,11 @@ def admin_payments(enrollment_id):
                     db.session.commit()
                     flash(_("반환을 결정했습니다. 5일 이내에 반환하세요."), "info")
                     return redirect(url_for("enrolment_pages.admin_payments", enrollment_id=e.id), 303)
+            elif action == "waive":
+                fees.waive_fee(e, reason=_text("reason", 500), actor=user)
+                db.session.commit()
+                flash(_("학습비 면제를 기록했습니다."), "info")
+                return redirect(url_for("enrolment_pages.admin_payments", enrollment_id=e.id), 303)
             elif action == "refunded":
                 fees.mark_refunded(fees.get_refund(_int("refund_id"), user), method=request.form.get("method", ""),
                                    actor=user)
@@ -276,6 +291,7 @@ def admin_payments(enrollment_id):
     return render_template("enrolment/admin_payments.html", e=e, course=course, learner=learner,
                            payments=payments, refunds=[fees.refund_dict(r) for r in refunds],
                            fee=fees.current_fee(course.id), paid=fees.paid_total(e.id), net=fees.net_paid(e.id),
+                           pay=fees.payment_status(e),
                            quote=quote, causes=rules.CAUSES, methods=fees.PAYMENT_METHODS,
                            table=rules.REFUND_TABLE, now_local=clock.to_kst(clock.now()).strftime("%Y-%m-%dT%H:%M"),
                            form=request.form), status

@@ -5,8 +5,12 @@ Two reports per course, as CSV (UTF-8 with BOM) or XLSX, in this column layout:
 ``course_status`` (ENR-6, due before 1/5 of the total class time has passed), one row per
 registered learner (cancelled registrations included, with their state):
   과정코드, 과목명, 학점, 개강일, 종강일, 주수, 주당 수업시간(차시), 평가방식, 정원, 교강사,
-  학습자 아이디, 학습자 이름, 분반, 수강상태, 수강료, 환불액
-(fee and refund stay empty until the institution records them: the fee module is separate).
+  학습자 아이디, 학습자 이름, 분반, 수강상태, 수강료, 납부액, 환불액
+수강료 is the course's published fee (``lms.enrolment.fees.current_fee``: fee + lab fee, won;
+empty when no fee is published), 납부액 the sum of the learner's recorded payments and
+환불액 the sum of the refunds decided for the registration (``refund`` rows, paid or due);
+both 0 for a learner without payments/refunds (empty when no fee is published and nothing
+was recorded).
 
 ``grades`` (GRD-7, due within 7 days of finalising; only once grades are final), one row
 per graded learner:
@@ -39,7 +43,7 @@ KINDS = ("course_status", "grades")
 FORMATS = ("csv", "xlsx")
 SCHEME_LABELS = {"relative": "상대평가", "absolute": "절대평가", "pass_fail": "P/F"}
 STATUS_COLUMNS = ["과정코드", "과목명", "학점", "개강일", "종강일", "주수", "주당 수업시간(차시)", "평가방식", "정원",
-                  "교강사", "학습자 아이디", "학습자 이름", "분반", "수강상태", "수강료", "환불액"]
+                  "교강사", "학습자 아이디", "학습자 이름", "분반", "수강상태", "수강료", "납부액", "환불액"]
 GRADE_COLUMNS = ["과정코드", "과목명", "학점", "학습자 아이디", "학습자 이름", "점수", "성적", "평점", "출석률(%)",
                  "이수", "확정일시"]
 ENROLMENT_LABELS = {"active": "수강", "completed": "수료", "cancelled": "취소"}
@@ -59,6 +63,14 @@ def _safe(v):
     return v
 
 
+def _money(amount: int | None, fee: int | None):
+    """A learner's paid/refunded amount: 0 when nothing was recorded for a course with a
+    published fee, empty when the course has neither a fee nor any record."""
+    if amount is None:
+        return 0 if fee is not None else ""
+    return amount
+
+
 def status_rows(course: Course) -> list[list]:
     e = course_ends_on(course.starts_on, course.weeks)
     units = sum(crs.lesson_units(l.kind, l.duration_seconds, l.frames) for l in course_lessons(course.id))
@@ -72,14 +84,19 @@ def status_rows(course: Course) -> list[list]:
         select(User).join(StaffAssignment, StaffAssignment.user_id == User.id)
         .where(StaffAssignment.course_id == course.id, StaffAssignment.role == "instructor").order_by(User.id)))
     sections = {s.id: s.name for s in db.session.scalars(select(Section).where(Section.course_id == course.id))}
-    fee = getattr(course, "fee", None)
+    from lms.enrolment.fees import current_fee, money_by_enrollment
+
+    fee_row = current_fee(course.id)
+    fee = None if fee_row is None else fee_row.amount + fee_row.lab_fee
+    paid, refunded = money_by_enrollment(course.id)
     rows = []
     for enr, user in db.session.execute(select(Enrollment, User).join(User, User.id == Enrollment.user_id)
                                         .where(Enrollment.course_id == course.id).order_by(User.id)).all():
         rows.append([course.code, course.title, course.credits, course.starts_on.isoformat(), e.isoformat(),
                      course.weeks, weekly, SCHEME_LABELS.get(scheme, scheme), course.capacity, staff,
                      user.username, user.name or "", sections.get(enr.section_id, ""),
-                     ENROLMENT_LABELS.get(enr.status, enr.status), fee if fee is not None else "", ""])
+                     ENROLMENT_LABELS.get(enr.status, enr.status), fee if fee is not None else "",
+                     _money(paid.get(enr.id), fee), _money(refunded.get(enr.id), fee)])
     return rows
 
 
