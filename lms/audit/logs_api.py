@@ -49,8 +49,8 @@ def export_response(f: LogFilters, scope: logsearch.Scope, fmt: str) -> Response
     header = [_(c.label) for c in spec.columns] if f.header == "labels" else [c.key for c in spec.columns]
     rows = logsearch.stream_rows(f, scope)
     path = "python"
-    if fmt == "csv" and export_copy.usable(db.session):
-        # PostgreSQL: COPY … TO STDOUT writes the same bytes ~4× faster (export_copy).
+    if fmt == "csv" and export_copy.usable(db.session, spec):
+        # PostgreSQL: COPY … TO STDOUT writes the same bytes 2–4× faster (export_copy).
         path = "copy"
         body = export_copy.csv_body(db.session, f, scope, export.csv_header(header),
                                     lambda: logsearch.stream_rows(f, scope))
