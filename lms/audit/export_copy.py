@@ -1,8 +1,10 @@
 """The inspectors' CSV export on PostgreSQL through ``COPY (SELECT …) TO STDOUT`` (REC-3):
 the same filtered, scoped, ordered query as ``logsearch.stream_rows``, with every cell
 formatted *in SQL* exactly as ``export.csv_stream`` formats it in Python, so the bytes are
-the same and the worker only forwards PostgreSQL's output (≈ 4× the Python row path, see
-docs/PERFORMANCE.md).
+the same and the worker only forwards PostgreSQL's output (≈ 2.5× the Python row path
+over HTTP, see docs/PERFORMANCE.md). It serves the logs without JSON cells — the access
+log and viewing sessions (``serves``); view-events and exam evidence stay on the Python
+writer, which is faster for JSON cells than the exact SQL below.
 
 Cell by cell (``export.csv_stream`` is the reference; tests/test_export_copy.py compares
 the two byte for byte):
