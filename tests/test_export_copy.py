@@ -228,3 +228,35 @@ def test_sqlite_exports_use_the_python_path(app, client, world):
     for kind in KINDS:
         copied, python = _both(app, world, kind, "")
         assert copied is None and python.count(b"\r\n") > 2
+
+
+@pytest.mark.skipif(not PG, reason="PostgreSQL only (SQLite never takes the COPY path)")
+def test_copy_failing_before_its_first_row_falls_back_to_the_python_rows(app, world, monkeypatch):
+    """A COPY that fails before any row was sent (here: forced) is answered by the Python
+    writer's rows after the same header: the download is still complete and identical."""
+    import psycopg
+
+    from lms.audit import export_copy
+
+    _, python = _both(app, world, "access", "")
+
+    def broken(session, sql):
+        raise psycopg.errors.UntranslatableCharacter("forced")
+        yield b""  # a generator, like copy_rows
+
+    monkeypatch.setattr(export_copy, "copy_rows", broken)
+    from werkzeug.datastructures import MultiDict
+
+    from lms.audit import export, logsearch
+    from lms.audit.filters import parse_filters
+    from lms.auth.models import ROLES
+    from lms.db import db
+
+    with app.test_request_context():
+        f = parse_filters("access", MultiDict({}), roles=ROLES)
+        scope = logsearch.resolve_scope(f, world.inst_a)
+        head = [c.key for c in logsearch.SPECS["access"].columns]
+        body = b"".join(export_copy.csv_body(db.session, f, scope, export.csv_header(head),
+                                             lambda: logsearch.stream_rows(f, scope)))
+        db.session.remove()
+    assert body == python and body.count(b"\r\n") > 60

@@ -185,7 +185,12 @@ def export_sql(session, f, scope) -> str:
 
 
 def render(session, stmt) -> str:
-    """SQL text of ``stmt`` with its bound values as literals quoted by psycopg."""
+    """SQL text of ``stmt`` with its bound values as literals quoted by psycopg.
+
+    ``render_postcompile`` expands IN lists into single parameters; the values go through
+    the statement's own bind processors first (``UTCDateTime``: aware → naive UTC) —
+    SQLAlchemy exposes these only as ``_bind_processors`` (2.0) — then
+    ``ClientCursor.mogrify`` merges them as literals (COPY takes no bind parameters)."""
     conn = session.connection()
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
@@ -200,7 +205,10 @@ def copy_rows(session, sql: str):
     chunks of about ``FLUSH_BYTES`` — one chunk in memory at a time."""
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:
+        # Shortest round-trip float digits (as Python's repr), and UTF-8 bytes whatever the
+        # database's default client encoding: both for this transaction only.
         cur.execute("SET LOCAL extra_float_digits = 1")
+        cur.execute("SET LOCAL client_encoding = 'UTF8'")
         with cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
             parts: list[bytes] = []
             size = 0
@@ -216,8 +224,6 @@ def copy_rows(session, sql: str):
             if parts:
                 parts.append(b"")
                 yield b"\r\n".join(parts)
-
-
 
 
 def csv_body(session, f, scope, header_bytes: bytes, python_rows):
