@@ -13,7 +13,7 @@ import pytest
 
 from conftest import TEST_DB, access_log, bearer
 from lms.clock import KST
-from log_world import WEEK1, WEEK2, LogWorld
+from log_world import LogWorld
 
 PG = TEST_DB == "postgresql"
 KINDS = ("access", "views", "view-events", "exams")
