@@ -130,6 +130,8 @@ def settings_from_env(env_name: str) -> dict:
         # refuse to start) and months of PostgreSQL log partitions created ahead.
         "RETENTION_YEARS": _env_int("LMS_RETENTION_YEARS", 5),
         "PARTITIONS_AHEAD_MONTHS": _env_int("LMS_PARTITIONS_AHEAD_MONTHS", 3),
+        # CSV exports on PostgreSQL through COPY … TO STDOUT (lms.audit.export_copy); 0: Python writer.
+        "EXPORT_COPY": _env_int("LMS_EXPORT_COPY", 1) != 0,
     }
 
 

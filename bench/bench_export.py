@@ -10,7 +10,8 @@ random times, users, IPs and courses) loaded with COPY, then ANALYZE. The web ap
 under gunicorn (one ``gthread`` worker, so the worker's memory is the web process's), the
 inspector logs in through the API (password + TOTP), and the benchmark measures:
 
-- CSV export of every row (``/logs/access?format=csv``): rows/s, MB/s, time to first byte,
+- CSV export of every row (``/logs/access?format=csv``; ``path``: which writer served it,
+  ``copy`` — PostgreSQL's COPY, the default — or ``python`` with ``--python-csv``): rows/s, MB/s, time to first byte,
   the worker's RSS before, peak during (sampled every 20 ms from /proc) and after;
 - the same for XLSX (``format=xlsx``);
 - pages of 50 (median and p95 of 20 requests, each a full authenticated request that
@@ -59,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--learners", type=int, default=2000)
     p.add_argument("--page-requests", type=int, default=20)
     p.add_argument("--skip-xlsx", action="store_true")
+    p.add_argument("--python-csv", action="store_true",
+                   help="serve CSV with the Python writer (LMS_EXPORT_COPY=0) instead of PostgreSQL's COPY")
     p.add_argument("--seed", type=int, default=20261130)
     p.add_argument("--json-out", default=None)
     p.add_argument("--check-targets", action="store_true")
@@ -195,6 +198,7 @@ def export(port: int, token: str, fmt: str, pid: int, tmp: Path) -> dict:
         conn.request("GET", f"/api/v1/logs/access?format={fmt}", headers={"Authorization": f"Bearer {token}"})
         resp = conn.getresponse()
         assert resp.status == 200, resp.read()[:300]
+        path = resp.getheader("X-LMS-Export-Path")  # copy | python: which writer served
         first = None
         size = 0
         newlines = 0
@@ -228,7 +232,7 @@ def export(port: int, token: str, fmt: str, pid: int, tmp: Path) -> dict:
                             rows += (tail + block).count(b"</row>")
                             tail = block[-5:]
     out.unlink()
-    return {"format": fmt, "rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed,
+    return {"format": fmt, "path": path, "rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed,
             "mb": size / 1e6, "mb_per_s": size / 1e6 / elapsed, "first_byte_s": first,
             "rss_before_mib": before, "rss_peak_mib": max(sampler.peak, before), "rss_after_mib": after}
 
@@ -257,7 +261,10 @@ def main(argv=None) -> int:
         results["machine"] = machine_info(bdb.version)
         ns = argparse.Namespace(workers=1, worker_class="gthread", threads=4)
         tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
-        server = Server("export", "wsgi:app", ROOT, bdb.server_env(), ns, tmp)
+        env = bdb.server_env()
+        if args.python_csv:
+            env = {**env, "LMS_EXPORT_COPY": "0"}
+        server = Server("export", "wsgi:app", ROOT, env, ns, tmp)
         server.start()
         try:
             server.wait_ready("/api/v1/health")

@@ -55,16 +55,21 @@ def _safe_text(value: str) -> str:
     return "'" + value if value and value[0] in _FORMULA_START else value
 
 
-def csv_stream(columns: tuple[Column, ...], header: list[str], rows):
-    """Bytes of the CSV export: the BOM and header first, then ``ROWS_PER_CHUNK`` rows per
-    chunk. Numbers and None (an empty cell) go to the csv writer as they are; only times,
-    JSON and text cells are converted (per row, no call per cell)."""
+def csv_header(header: list[str]) -> bytes:
+    """The BOM and the header line of a CSV export."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(header)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def csv_stream(columns: tuple[Column, ...], header: list[str] | None, rows, *, header_bytes: bytes | None = None):
+    """Bytes of the CSV export: the BOM and header first (``header_bytes`` when given, else
+    made of ``header``), then ``ROWS_PER_CHUNK`` rows per chunk. Numbers and None (an empty
+    cell) go to the csv writer as they are; only times, JSON and text cells are converted
+    (per row, no call per cell). ``lms.audit.export_copy`` writes the same bytes in SQL."""
+    yield header_bytes if header_bytes is not None else csv_header(header)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(header)
-    yield ("\ufeff" + buf.getvalue()).encode("utf-8")
-    buf.seek(0)
-    buf.truncate()
     times = [i for i, c in enumerate(columns) if c.kind == "time"]
     jsons = [i for i, c in enumerate(columns) if c.kind == "json"]
     texts = [i for i, c in enumerate(columns) if c.kind == "text"]

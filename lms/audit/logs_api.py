@@ -14,9 +14,10 @@ from flask import Response, request, stream_with_context
 from flask_babel import gettext as _
 
 from lms import clock
-from lms.audit import export, logsearch
+from lms.audit import export, export_copy, logsearch
 from lms.audit.filters import FilterError, LogFilters, parse_filters
 from lms.auth.models import ROLES
+from lms.db import db
 from lms.security import current_auth, roles_required
 
 bp = APIBlueprint("audit_logs_api", __name__, url_prefix="/api/v1", tag="Logs")
@@ -47,7 +48,14 @@ def export_response(f: LogFilters, scope: logsearch.Scope, fmt: str) -> Response
     logsearch.log_search(auth.user, auth.session.id, f, export=fmt)
     header = [_(c.label) for c in spec.columns] if f.header == "labels" else [c.key for c in spec.columns]
     rows = logsearch.stream_rows(f, scope)
-    if fmt == "csv":
+    path = "python"
+    if fmt == "csv" and export_copy.usable(db.session, spec):
+        # PostgreSQL: COPY … TO STDOUT writes the same bytes 2–4× faster (export_copy).
+        path = "copy"
+        body = export_copy.csv_body(db.session, f, scope, export.csv_header(header),
+                                    lambda: logsearch.stream_rows(f, scope))
+        mimetype = export.CSV_MIMETYPE
+    elif fmt == "csv":
         body, mimetype = export.csv_stream(spec.columns, header, rows), export.CSV_MIMETYPE
     else:
         body, mimetype = export.xlsx_stream(spec.columns, header, rows, title=_(spec.title)), export.XLSX_MIMETYPE
@@ -57,6 +65,7 @@ def export_response(f: LogFilters, scope: logsearch.Scope, fmt: str) -> Response
         "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",  # nginx: pass the stream on as it comes
+        "X-LMS-Export-Path": path,  # copy | python: which writer served (bench_export.py reports it)
     })
 
 
