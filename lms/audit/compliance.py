@@ -343,7 +343,7 @@ def bank_at(course_id: int, when: datetime) -> dict[str, int]:
 
 
 def _exams(course: Course, f: cr.CourseFacts, now: datetime) -> None:
-    from lms.exams.service import _period
+    from lms.exams.service import syllabus_period
 
     levels = bank.levels_for(course.institution_id)
     exams = list(db.session.scalars(select(Exam).where(Exam.course_id == course.id).order_by(Exam.opens_at)))
@@ -351,7 +351,7 @@ def _exams(course: Course, f: cr.CourseFacts, now: datetime) -> None:
         fact = cr.ExamFact(id=e.id, title=e.title, kind=e.kind, opens_at=e.opens_at, closes_at=e.closes_at,
                            duration_minutes=e.duration_minutes, items_per_difficulty=dict(e.items_per_difficulty),
                            announced_at=e.announced_at, levels=levels, bank_at_open=bank_at(course.id, e.opens_at),
-                           period=_period(course.id, e.kind))
+                           period=syllabus_period(course.id, e.kind))
         attempts = list(db.session.scalars(select(Attempt).where(Attempt.exam_id == e.id)))
         fact.attempts = len(attempts)
         started = set(db.session.scalars(select(AttemptEvent.attempt_id).where(

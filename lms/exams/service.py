@@ -55,7 +55,7 @@ def event(attempt: Attempt, kind: str, at: datetime, **values) -> None:
 
 # --- exams -------------------------------------------------------------------------------------
 
-def _period(course_id: int, kind: str) -> tuple[date, date] | None:
+def syllabus_period(course_id: int, kind: str) -> tuple[date, date] | None:
     periods = db.session.scalar(select(Syllabus.exam_periods).where(Syllabus.course_id == course_id)) or {}
     p = periods.get(kind)
     if not p:
@@ -68,7 +68,7 @@ def _check(course: Course, data: dict, announced_at: datetime) -> None:
         kind=data["kind"], opens_at=data["opens_at"], closes_at=data["closes_at"],
         duration_minutes=data["duration_minutes"], items_per_difficulty=data["items_per_difficulty"],
         levels=bank.levels_for(course.institution_id), bank_counts=bank.bank_counts(course.id),
-        announced_at=announced_at, period=_period(course.id, data["kind"]))
+        announced_at=announced_at, period=syllabus_period(course.id, data["kind"]))
     if problems:
         ids = sorted({p.rule for p in problems}, key=lambda r: int(r.split("-")[1]))
         raise RuleViolation(ids, "; ".join(f"{p.rule}: {p.message}" for p in problems),
@@ -421,6 +421,17 @@ def attempt_summary(attempt: Attempt) -> dict:
             "ip": attempt.ip, "device": attempt.device, "seed": None, "score": attempt.score,
             "needs_grading": attempt.needs_grading, "is_makeup": attempt.is_makeup,
             "cheating_found": attempt.cheating_found}
+
+
+def learner_attempt(exam_id: int, learner_id: int) -> Attempt | None:
+    """The learner's attempt of the exam, if any (one per learner and exam)."""
+    return db.session.scalar(select(Attempt).where(Attempt.exam_id == exam_id, Attempt.learner_id == learner_id))
+
+
+def last_entry_at(attempt_id: int) -> datetime | None:
+    """When the attempt was last started or resumed (each entry re-checked an OTP code)."""
+    return db.session.scalar(select(func.max(AttemptEvent.at)).where(
+        AttemptEvent.attempt_id == attempt_id, AttemptEvent.kind.in_((STARTED, RESUMED))))
 
 
 def attempt_for(attempt_id: int, user: User) -> tuple[Attempt, Exam, Course]:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from lms import clock
 from lms.auth.models import User
@@ -31,7 +31,7 @@ from lms.db import db
 from lms.errors import ApiError
 from lms.exams import rules as exam_rules
 from lms.exams import service
-from lms.exams.models import Attempt, AttemptEvent, AttemptItem
+from lms.exams.models import Attempt, AttemptItem
 from lms.i18n import N_
 from lms.proctoring import rules as proctor_rules
 from lms.security import current_auth, page_roles_required
@@ -154,7 +154,7 @@ def exam_page(exam_id):
     except ApiError as exc:
         raise _korean_403(exc, _("이 과정에 수강신청한 학습자만 시험을 볼 수 있습니다.")) from exc
     now = clock.now()
-    attempt = db.session.scalar(select(Attempt).where(Attempt.exam_id == exam.id, Attempt.learner_id == user.id))
+    attempt = service.learner_attempt(exam.id, user.id)
     attempt_open = attempt is not None and exam_rules.attempt_open(now, attempt.deadline, attempt.submitted_at)
     allowed = exam_rules.time_allowed(exam.duration_minutes, bool(user.disability))
     return render_template(
@@ -194,8 +194,7 @@ def _entered_in_this_session(attempt: Attempt) -> bool:
     """EXM-8: the attempt was started or resumed with a fresh OTP code during the current
     login session (a new login must enter again through the notice page)."""
     session = current_auth().session
-    last_entry = db.session.scalar(select(func.max(AttemptEvent.at)).where(
-        AttemptEvent.attempt_id == attempt.id, AttemptEvent.kind.in_((service.STARTED, service.RESUMED))))
+    last_entry = service.last_entry_at(attempt.id)
     return last_entry is not None and session is not None and last_entry >= session.created_at
 
 
