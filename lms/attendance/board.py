@@ -11,7 +11,6 @@ latest view per learner): no query per learner or per lesson.
 """
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import re
@@ -30,6 +29,7 @@ from lms.content.service import get_course
 from lms.db import db
 from lms.enrolment.models import Enrollment
 from lms.errors import ApiError, forbidden, not_found
+from lms.spreadsheet import csv_bytes, safe_text
 
 log = logging.getLogger(__name__)
 
@@ -284,13 +284,9 @@ def _percent(p: float | None) -> int | None:
     return None if p is None else round(p * 100)
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _safe_text(value: str | None) -> str:
     """A spreadsheet cell that never starts a formula (CSV injection)."""
-    value = value or ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return safe_text(value or "")
 
 
 def export_rows(board: Board) -> list[list]:
@@ -300,14 +296,12 @@ def export_rows(board: Board) -> list[list]:
 
 def board_csv(board: Board) -> bytes:
     """UTF-8 with a byte-order mark, so Excel opens the Korean text right."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(export_columns())
+    rows = [export_columns()]
     for row in export_rows(board):
         username, name, section = (_safe_text(v) for v in row[:3])
         pct = "" if row[3] is None else row[3]
-        w.writerow([username, name, section, pct, *row[4:9], row[9], _kst_text(row[10])])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+        rows.append([username, name, section, pct, *row[4:9], row[9], _kst_text(row[10])])
+    return csv_bytes(rows)
 
 
 def board_xlsx(board: Board) -> bytes:

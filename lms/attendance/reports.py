@@ -25,6 +25,7 @@ from lms.content.service import course_lessons, get_course, staff_roles
 from lms.db import db
 from lms.enrolment.models import Enrollment
 from lms.errors import ApiError, forbidden, not_found
+from lms.spreadsheet import safe_text
 
 SEE_ANY_ROLES = ("admin", "inspector")  # API.md: admins and inspectors see anyone's attendance
 
@@ -241,10 +242,7 @@ def staff_access_report(course: Course, week: int) -> dict:
 
 def _csv_cell(value) -> str:
     """Spreadsheet-safe text: a cell starting like a formula is quoted with ``'``."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
+    return safe_text("" if value is None else str(value))
 
 
 def staff_access_csv(report: dict, *, include_all: bool = False) -> str:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from xml.sax.saxutils import escape
 
 from lms.audit.logsearch import Column
+from lms.spreadsheet import FORMULA_START, csv_bytes, safe_text
 
 # KST has been a fixed UTC+9 since 1988: a constant shift is exact for every stored time,
 # and much cheaper per row than a time-zone conversion.
@@ -31,7 +32,7 @@ EXCEL_EPOCH = datetime(1899, 12, 30)
 ROWS_PER_CHUNK = 1000
 MAX_SHEET_ROWS = 1_048_575  # Excel's 1,048,576 rows, less the header
 MAX_CELL_CHARS = 32_767
-_FORMULA_START = "=+-@\t\r"  # a cell starting with one of these could be read as a formula
+_FORMULA_START = "".join(FORMULA_START)  # a cell starting with one of these could be read as a formula
 # Characters XML 1.0 cannot carry (a crafted user agent must not break the workbook).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -52,14 +53,12 @@ def _json_text(value) -> str:
 
 def _safe_text(value: str) -> str:
     """A spreadsheet cell that never starts a formula (CSV injection)."""
-    return "'" + value if value and value[0] in _FORMULA_START else value
+    return safe_text(value)
 
 
 def csv_header(header: list[str]) -> bytes:
     """The BOM and the header line of a CSV export."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow(header)
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    return csv_bytes([header])
 
 
 def csv_stream(columns: tuple[Column, ...], header: list[str] | None, rows, *, header_bytes: bytes | None = None):

@@ -22,6 +22,7 @@ from lms.db import db, lock_row
 from lms.enrolment import rules
 from lms.enrolment.models import CourseFee, Enrollment, Payment, Refund
 from lms.errors import ApiError, RuleViolation, not_found
+from lms.spreadsheet import csv_bytes, safe_text
 
 PAYMENT_METHODS = ("cash", "transfer", "card")  # Guide II-3: 현금, 계좌이체, 카드결제
 METHOD_LABELS = {"cash": "현금", "transfer": "계좌이체", "card": "카드"}
@@ -195,6 +196,23 @@ def institution_refunds(institution_id: int, *, overdue_only: bool = False) -> l
         today = clock.to_kst(clock.now()).date()
         stmt = stmt.where(Refund.refunded_at.is_(None), Refund.due_on < today)
     return list(db.session.execute(stmt.order_by(Refund.due_on, Refund.id)).tuples())
+
+
+REFUNDS_CSV_COLUMNS = ["학습자", "아이디", "과정코드", "과정명", "사유", "사유 발생", "실제 납부액", "적용 기준",
+                       "반환액", "반환 기한", "반환일", "반환 방법", "기한 경과"]
+
+
+def refunds_csv(institution_id: int, now: datetime) -> bytes:
+    """The institution's refunds for a spreadsheet (ENR-4): due dates, amounts, the table
+    row applied and whether each is overdue."""
+    rows = [REFUNDS_CSV_COLUMNS]
+    for r, _e, c, u in institution_refunds(institution_id):
+        d = refund_dict(r, now)
+        rows.append([safe_text(u.name or ""), safe_text(u.username), safe_text(c.code), safe_text(c.title),
+                     CAUSE_LABELS[r.cause], d["cause_at"], r.paid_amount, rules.REFUND_ROW_LABELS[r.table_row],
+                     r.amount, d["due_on"], d["refunded_at"] or "", METHOD_LABELS.get(r.refund_method or "", ""),
+                     "Y" if d["overdue"] else ""])
+    return csv_bytes(rows)
 
 
 # --- ENR-1: payment by the registration deadline ------------------------------------------

@@ -311,28 +311,8 @@ def admin_refunds():
 @page_roles_required("admin")
 def admin_refunds_csv():
     """The refunds as CSV (UTF-8 with BOM, for spreadsheets)."""
-    import csv
-    import io
-
-    user = current_auth().user
-    now = clock.now()
-    buf = io.StringIO()
-    out = csv.writer(buf)
-    out.writerow(["학습자", "아이디", "과정코드", "과정명", "사유", "사유 발생", "실제 납부액", "적용 기준", "반환액",
-                  "반환 기한", "반환일", "반환 방법", "기한 경과"])
-    for r, _e, c, u in fees.institution_refunds(user.institution_id):
-        d = fees.refund_dict(r, now)
-        out.writerow([_csv(u.name or ""), _csv(u.username), _csv(c.code), _csv(c.title), fees.CAUSE_LABELS[r.cause],
-                      d["cause_at"], r.paid_amount, rules.REFUND_ROW_LABELS[r.table_row], r.amount, d["due_on"],
-                      d["refunded_at"] or "", fees.METHOD_LABELS.get(r.refund_method or "", ""),
-                      "Y" if d["overdue"] else ""])
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="refunds.csv"'})
-
-
-def _csv(value: str) -> str:
-    """No formula injection when a spreadsheet opens the file."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    body = fees.refunds_csv(current_auth().user.institution_id, clock.now())
+    return Response(body, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="refunds.csv"'})
 
 
 # --- the learner register (ENR-5, REC-2) ---------------------------------------------------

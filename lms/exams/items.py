@@ -65,6 +65,7 @@ from lms.db import db
 from lms.errors import ApiError, not_found
 from lms.exams import rules
 from lms.exams.models import AttemptItem, Item, ItemVersion
+from lms.spreadsheet import FORMULA_START, csv_bytes
 
 ITEM_STAFF = ("instructor",)  # besides admins, who manages a course's items and exams
 
@@ -478,7 +479,7 @@ def read_limited(stream) -> bytes:
     return raw
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = FORMULA_START
 
 
 def _csv_out(value: str) -> str:
@@ -651,12 +652,7 @@ def export_table(course: Course) -> list[dict[str, str]]:
 
 def export_csv(course: Course) -> bytes:
     """UTF-8 with a byte-order mark (Excel reads the Korean right); importable unchanged."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(IMPORT_COLUMNS)
-    for row in export_table(course):
-        w.writerow([_csv_out(row[c]) for c in IMPORT_COLUMNS])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    return csv_bytes([IMPORT_COLUMNS, *([_csv_out(row[c]) for c in IMPORT_COLUMNS] for row in export_table(course))])
 
 
 def export_xlsx(course: Course) -> bytes:

@@ -21,7 +21,6 @@ listing shows each report's due date and whether it is overdue.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 
@@ -38,6 +37,7 @@ from lms.enrolment.models import Enrollment
 from lms.errors import ApiError, forbidden, not_found
 from lms.grading import rules, service
 from lms.grading.models import CourseGrade, GradeCorrection, GradeSheet, NileReport
+from lms.spreadsheet import csv_bytes, safe_text
 
 KINDS = ("course_status", "grades")
 FORMATS = ("csv", "xlsx")
@@ -58,9 +58,7 @@ def course_for_reports(course_id: int, user: User) -> Course:
 
 def _safe(v):
     """Text cells never start a formula in a spreadsheet."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
-        return "'" + v
-    return v
+    return safe_text(v) if isinstance(v, str) else v
 
 
 def _money(amount: int | None, fee: int | None):
@@ -119,12 +117,7 @@ def grade_rows(course: Course) -> list[list]:
 
 def render(columns: list[str], rows: list[list], fmt: str, title: str) -> bytes:
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\r\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([_safe(v) for v in r])
-        return ("\ufeff" + buf.getvalue()).encode("utf-8")
+        return csv_bytes([columns, *([_safe(v) for v in r] for r in rows)])
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
