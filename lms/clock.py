@@ -7,7 +7,7 @@ same time, and the clock runs on from the instant it was set to.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
@@ -49,6 +49,11 @@ def reset() -> None:
     from lms.extensions import redis_client, rkey
 
     redis_client().delete(rkey(_OFFSET_KEY))
+
+
+def kst_midnight(day: date) -> datetime:
+    """00:00 KST of a calendar date (aware): where every rule day begins."""
+    return datetime.combine(day, time(0), tzinfo=KST)
 
 
 def to_kst(t: datetime) -> datetime:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from lms.clock import KST
+from lms.clock import KST, kst_midnight
 
 # ATT-1: a lesson counts only when 100% is viewed within 2 weeks after it opens.
 ATTENDANCE_WINDOW = timedelta(days=14)  # ATT-1, Guide III-1-나-1)
@@ -17,7 +17,7 @@ PENDING, ATTENDED, ABSENT, EXCUSED = "pending", "attended", "absent", "excused"
 def lesson_opens_at(starts_on: date, week: int) -> datetime:
     """A lesson of week ``week`` opens at 00:00 KST of ``starts_on + 7·(week−1)`` (API.md)."""
     day = starts_on + timedelta(days=DAYS_PER_WEEK * (week - 1))
-    return datetime.combine(day, time(0, 0), tzinfo=KST)
+    return kst_midnight(day)
 
 
 def course_ends_on(starts_on: date, weeks: int) -> date:
@@ -32,7 +32,7 @@ def attendance_deadline(starts_on: date, weeks: int, week: int) -> datetime:
     opens = lesson_opens_at(starts_on, week)
     if week >= weeks:
         end_day = course_ends_on(starts_on, weeks)
-        return datetime.combine(end_day + timedelta(days=1), time(0, 0), tzinfo=KST)
+        return kst_midnight(end_day + timedelta(days=1))
     return opens + ATTENDANCE_WINDOW
 
 

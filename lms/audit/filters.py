@@ -11,9 +11,9 @@ import base64
 import ipaddress
 import json
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
-from lms.clock import KST
+from lms.clock import kst_midnight
 
 # The logs an inspector can search (REC-3): access records, viewing sessions, the viewing
 # log's events and the exam evidence.
@@ -135,7 +135,7 @@ def parse_time(param: str, raw: str, *, end: bool) -> datetime:
 
 def kst_day_start(day: date) -> datetime:
     """00:00 KST of ``day`` as aware UTC."""
-    return datetime.combine(day, time(0), tzinfo=KST).astimezone(timezone.utc)
+    return kst_midnight(day).astimezone(timezone.utc)
 
 
 def week_range(starts_on: date, week: int) -> tuple[datetime, datetime]:

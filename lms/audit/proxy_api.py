@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from apiflask import APIBlueprint
 from flask import request
@@ -35,7 +35,7 @@ def period_args() -> tuple[datetime | None, datetime | None]:
             day = date.fromisoformat(raw)
         except ValueError:
             raise ApiError(400, "invalid_request", f"{name}: a date YYYY-MM-DD") from None
-        out.append(datetime.combine(day + timedelta(days=extra), time(0, 0), tzinfo=clock.KST))
+        out.append(clock.kst_midnight(day + timedelta(days=extra)))
     if out[0] and out[1] and out[0] >= out[1]:
         raise ApiError(400, "invalid_request", "from must not be after to")
     return out[0], out[1]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta, timezone
 
-KST = ZoneInfo("Asia/Seoul")
+from lms.clock import KST, kst_midnight
+
 
 RETENTION_YEARS = 5  # REC-1: access/viewing logs, exam and grading evidence kept 5 years
 # REC-2: the learner register (학적부) and its supporting data (users, enrolments, progress,
@@ -52,7 +52,7 @@ def kst_day(at: datetime) -> date:
 
 def day_start(day: date) -> datetime:
     """The UTC instant a KST day begins."""
-    return datetime.combine(day, time(0), KST).astimezone(timezone.utc)
+    return kst_midnight(day).astimezone(timezone.utc)
 
 
 def month_start(day: date) -> date:

@@ -163,7 +163,7 @@ def _expiry_from_form(raw: str | None):
     """``expires_on`` (a KST date, optional): the account works through that whole day and
     ends at the next day's 00:00 KST (REC-6: inspectors' accounts may expire). A date in
     the past is refused."""
-    from datetime import date, datetime, time, timedelta
+    from datetime import date, timedelta
 
     text = (raw or "").strip()
     if not text:
@@ -172,7 +172,7 @@ def _expiry_from_form(raw: str | None):
         day = date.fromisoformat(text)
     except ValueError:
         raise ApiError(400, "invalid_request", _("사용 기한 날짜가 올바르지 않습니다.")) from None
-    ends = datetime.combine(day + timedelta(days=1), time(0), tzinfo=clock.KST)
+    ends = clock.kst_midnight(day + timedelta(days=1))
     if ends <= clock.now():
         raise ApiError(400, "invalid_request", _("사용 기한이 이미 지났습니다."))
     return ends

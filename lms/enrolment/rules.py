@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 
-from lms.clock import KST
+from lms.clock import KST, kst_midnight
 
 # --- ENR-1: registration deadline and late registration ----------------------------------
 # "학습자는 … 그 학습과정의 시작일 하루 전까지 … 등록하고, 학습비를 납부하여야 함": the whole
@@ -27,7 +27,7 @@ REGISTRATION_KINDS = (REGULAR, LATE, ADMIN_OVERRIDE)
 
 def course_start(starts_on: date) -> datetime:
     """00:00 KST of the start date (aware)."""
-    return datetime.combine(starts_on, time(0), tzinfo=KST)
+    return kst_midnight(starts_on)
 
 
 def course_ends_on(starts_on: date, weeks: int) -> date:

@@ -18,14 +18,14 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import delete, select
 
 from lms import clock
 from lms.auth.models import User
-from lms.clock import KST
+from lms.clock import kst_midnight
 from lms.content.models import Course
 from lms.content.service import course_for_manager
 from lms.db import db, lock_row
@@ -168,7 +168,7 @@ def exam_analysis(exam: Exam) -> dict:
 
 def kst_start(day) -> datetime:
     """00:00 KST of a calendar date, as an aware datetime."""
-    return datetime.combine(day, time(0), tzinfo=KST)
+    return kst_midnight(day)
 
 
 def previous_course(course: Course) -> Course | None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 
-from lms.clock import KST
+from lms.clock import KST, kst_midnight
 
 # --- GRD-4: score → grade → points (Guide 별표1) -----------------------------------------
 GRADE_TABLE = (  # GRD-4: (minimum score inclusive, grade, points); below 60 → F
@@ -237,7 +237,7 @@ def propose_relative(learners: list[tuple[int, Fraction, str | None]]) -> dict[i
 # --- GRD-6 / GRD-7: periods (KST days) ------------------------------------------------------
 
 def _kst_midnight(d: date) -> datetime:
-    return datetime.combine(d, time(0, 0), tzinfo=KST)
+    return kst_midnight(d)
 
 
 def course_end_instant(ends_on: date) -> datetime:
