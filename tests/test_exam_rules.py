@@ -240,3 +240,21 @@ def test_exm9_seb_config_key_hash():
     assert not prules.seb_header_ok(url + "?x", key, good)
     assert not prules.seb_header_ok(url, key, None)
     assert not prules.seb_header_ok(url, None, good)
+
+
+def test_exam_window_state_edges():
+    """The window is [opens_at, closes_at): open at its first instant, closed at its last."""
+    close = OPENS + timedelta(days=3)
+    tick = timedelta(microseconds=1)
+    assert rules.window_state(OPENS - tick, OPENS, close) == rules.UPCOMING
+    assert rules.window_state(OPENS, OPENS, close) == rules.OPEN and rules.exam_open(OPENS, OPENS, close)
+    assert rules.window_state(close - tick, OPENS, close) == rules.OPEN
+    assert rules.window_state(close, OPENS, close) == rules.CLOSED and not rules.exam_open(close, OPENS, close)
+
+
+def test_spreadsheet_cells_never_start_a_formula():
+    from lms.spreadsheet import safe_text
+
+    for risky in ("=1+1", "+82", "-3", "@SUM(A1)", "\tx", "\rx"):
+        assert safe_text(risky) == "'" + risky
+    assert safe_text("홍길동") == "홍길동" and safe_text("") == ""

@@ -123,8 +123,18 @@ def attempt_deadline(started_at: datetime, duration_minutes: int, disability: bo
     return min(started_at + time_allowed(duration_minutes, disability), closes_at)
 
 
+UPCOMING, OPEN, CLOSED = "upcoming", "open", "closed"
+
+
+def window_state(now: datetime, opens_at: datetime, closes_at: datetime) -> str:
+    """Where ``now`` stands against an exam window [opens_at, closes_at)."""
+    if now < opens_at:
+        return UPCOMING
+    return OPEN if now < closes_at else CLOSED
+
+
 def exam_open(now: datetime, opens_at: datetime, closes_at: datetime) -> bool:
-    return opens_at <= now < closes_at
+    return window_state(now, opens_at, closes_at) == OPEN
 
 
 def attempt_open(now: datetime, deadline: datetime, submitted_at: datetime | None) -> bool:

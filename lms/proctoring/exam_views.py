@@ -111,11 +111,7 @@ def _incident_label(detail: str | None) -> str:
 
 
 def _window_state(exam, now: datetime) -> str:
-    if now < exam.opens_at:
-        return "upcoming"
-    if now < exam.closes_at:
-        return "open"
-    return "closed"
+    return exam_rules.window_state(now, exam.opens_at, exam.closes_at)
 
 
 def _korean_403(exc: ApiError, message: str) -> ApiError:
