@@ -283,3 +283,25 @@ def test_exm4_auto_submit_through_a_real_rq_worker(w, app, test_env, tmp_path):
             assert row.submit_reason == "deadline" and row.submitted_at == row.deadline
             assert row.score is not None
         db.session.remove()
+
+
+def test_exm9_mid_attempt_device_change_recorded_and_blocked_when_it_collides(w, live_server):
+    """The device header changes during an attempt: a new device is recorded as evidence;
+    another learner's device is refused with 403 duplicate_device and stores nothing."""
+    exam = w.exam()
+    w.goto(OPENS)
+    a2, a3 = Net(live_server, "127.0.0.2"), Net(live_server, "127.0.0.3")
+    status, lea = start(w, a2, "lea", exam["id"], **{"X-LMS-Device": "dev-lea-1"})
+    assert status == 201
+    status, _ = start(w, a3, "leb", exam["id"], **{"X-LMS-Device": "dev-leb-1"})
+    assert status == 201
+    url = f"/api/v1/attempts/{lea['attempt_id']}/answers/{lea['items'][0]['id']}"
+    status, _ = a2.call("PUT", url, {"answer": 1}, {**w.h("lea"), "X-LMS-Device": "dev-lea-2"})
+    assert status == 200
+    status, body = a2.call("PUT", url, {"answer": 2}, {**w.h("lea"), "X-LMS-Device": "dev-leb-1"})
+    assert status == 403 and body["error"]["code"] == "duplicate_device"
+    status, events = a2.call("GET", f"/api/v1/attempts/{lea['attempt_id']}/events", headers=w.ah())
+    assert [(e["kind"], e["device"]) for e in events["events"]] == [
+        ("started", "dev-lea-1"), ("device_changed", "dev-lea-2"), ("answer", "dev-lea-2"), ("blocked", "dev-leb-1")]
+    status, detail = a2.call("GET", f"/api/v1/attempts/{lea['attempt_id']}", headers=w.ah())
+    assert detail["items"][0]["answer"] == 1
