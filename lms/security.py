@@ -11,11 +11,8 @@ from functools import wraps
 
 from flask import Flask, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 
-from lms.audit.service import log_access
 from lms.auth.service import SessionCheck, check_session
-from lms.db import commit_keeping_loaded
 from lms.errors import ApiError
 from lms.extensions import csrf, login_manager
 
@@ -48,16 +45,23 @@ def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
-def authenticate() -> None:
+def _request_token() -> tuple[str | None, str | None]:
+    """(session token, "api" | "web" | None): a Bearer token, else the page session's."""
     token = _bearer_token()
-    g.auth_kind = "api" if token else None
-    if token is None and "sid" in session:
-        token = session.get("sid")
-        g.auth_kind = "web"
+    if token is not None:
+        return token, "api"
+    if "sid" in session:
+        return session.get("sid"), "web"
+    return None, None
+
+
+def authenticate(token: str | None, *, log_request: bool) -> None:
+    """Resolve the request's session into ``g.auth``; with ``log_request`` a live
+    session's request is in the access log, committed, when this returns (REC-1)."""
     if token is None:
         g.auth = SessionCheck(None, None, "unauthorized")
         return
-    g.auth = check_session(token)
+    g.auth = check_session(token, log_request=log_request)
     if g.auth.problem and g.auth_kind == "web":
         session.pop("sid", None)
         g.web_session_problem = g.auth.problem
@@ -76,14 +80,21 @@ def current_auth() -> SessionCheck:
     return g.get("auth") or SessionCheck(None, None, "unauthorized")
 
 
-def require_auth_api():
-    """401 with API.md's codes unless the request has a live session."""
+def require_principal():
+    """The live session's principal (plain values, no ORM object); 401 with API.md's codes
+    unless the request has a live session."""
     auth = current_auth()
-    if auth.problem or auth.user is None:
+    if auth.problem or auth.principal is None:
         code = auth.problem or "unauthorized"
         raise ApiError(401, code, _PROBLEM_MESSAGES.get(code, "authentication required"),
                        headers={"WWW-Authenticate": "Bearer"})
-    return auth.user
+    return auth.principal
+
+
+def require_auth_api():
+    """The live session's user (ORM object); 401 with API.md's codes otherwise."""
+    require_principal()
+    return current_auth().user
 
 
 def roles_required(*roles: str):
@@ -92,8 +103,8 @@ def roles_required(*roles: str):
     def deco(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            user = require_auth_api()
-            if roles and user.role not in roles:
+            principal = require_principal()
+            if roles and principal.role not in roles:
                 raise ApiError(403, "forbidden", "not allowed for this role")
             return view(*args, **kwargs)
 
@@ -112,14 +123,14 @@ def page_roles_required(*roles: str):
         @wraps(view)
         def wrapper(*args, **kwargs):
             auth = current_auth()
-            if auth.problem or auth.user is None:
+            if auth.problem or auth.principal is None:
                 problem = g.get("web_session_problem")
                 if problem == "session_replaced":
                     flash(_("이 계정으로 다른 곳에서 로그인하여 현재 세션이 종료되었습니다."), "warning")
                 elif problem == "session_expired":
                     flash(_("세션이 만료되었습니다. 다시 로그인하세요."), "warning")
                 return redirect(url_for("auth_pages.login", next=request.full_path))
-            if roles and auth.user.role not in roles:
+            if roles and auth.principal.role not in roles:
                 raise ApiError(403, "forbidden", _("이 역할로는 접근할 수 없습니다."))
             return view(*args, **kwargs)
 
@@ -138,17 +149,15 @@ def init_security(app: Flask) -> None:
 
     @app.before_request
     def _before():
-        authenticate()
+        token, g.auth_kind = _request_token()
         if request.method not in SAFE_METHODS and not (_is_api() and g.auth_kind == "api"):
             # HTML forms and cookie-authenticated API calls (the player's JS) need CSRF.
             if not (_is_api() and g.auth_kind is None):
                 csrf.protect()
-        auth = g.auth
-        if auth.user is not None and auth.problem is None and not _view_unlogged():
-            # Committed before the view runs (REC-1); a failure to write fails the request.
-            # The user and session loaded above stay loaded (no second read of the user).
-            log_access("request", user=auth.user, session_id=auth.session.id, commit=False)
-            commit_keeping_loaded()
+        # An authenticated request's access-log row is committed before the view runs
+        # (REC-1), in the same step that resolves the session; a failure to write fails
+        # the request.
+        authenticate(token, log_request=not _view_unlogged())
 
     @app.after_request
     def _headers(resp):
@@ -163,6 +172,7 @@ def init_security(app: Flask) -> None:
         h.setdefault("Referrer-Policy", "same-origin")
         if app.config.get("HSTS"):
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if current_user and getattr(current_user, "is_authenticated", False):
+        auth = g.get("auth")
+        if auth is not None and auth.problem is None and auth.principal is not None:
             h.setdefault("Cache-Control", "no-store")
         return resp

@@ -212,26 +212,40 @@ def test_untrusted_forwarded_for_cannot_dodge_the_ip_limit(app, client, monkeypa
 
 class _BrokenLog:
     """Makes the database refuse every INSERT into access_log while armed (as a full disk
-    or a revoked grant would), whichever way the row is written (ORM or Core)."""
+    or a revoked grant would), whichever way the row is written (ORM, Core or the driver
+    directly): a trigger on the table raises."""
+
+    _PG_ARM = (
+        "CREATE OR REPLACE FUNCTION lms_test_refuse_log() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'access log unavailable'; END $$",
+        "CREATE TRIGGER lms_test_refuse_log BEFORE INSERT ON access_log "
+        "FOR EACH ROW EXECUTE FUNCTION lms_test_refuse_log()",
+    )
+    _PG_DISARM = ("DROP TRIGGER IF EXISTS lms_test_refuse_log ON access_log",
+                  "DROP FUNCTION IF EXISTS lms_test_refuse_log()")
+    _SQLITE_ARM = ("CREATE TRIGGER lms_test_refuse_log BEFORE INSERT ON access_log "
+                   "BEGIN SELECT RAISE(ABORT, 'access log unavailable'); END",)
+    _SQLITE_DISARM = ("DROP TRIGGER IF EXISTS lms_test_refuse_log",)
 
     def __init__(self, app):
         from lms.db import db
 
         with app.app_context():
             self.engine = db.engine
+        self.pg = self.engine.dialect.name == "postgresql"
 
-        def refuse(conn, cursor, statement, parameters, context, executemany):
-            if re.match(r"\s*INSERT\s+INTO\s+\"?access_log\b", statement, re.I):
-                raise RuntimeError("access log unavailable")
+    def _run(self, statements):
+        from sqlalchemy import text
 
-        self._refuse = refuse
+        with self.engine.begin() as conn:
+            for sql in statements:
+                conn.execute(text(sql))
 
     def arm(self):
-        event.listen(self.engine, "before_cursor_execute", self._refuse)
+        self._run(self._PG_ARM if self.pg else self._SQLITE_ARM)
 
     def disarm(self):
-        if event.contains(self.engine, "before_cursor_execute", self._refuse):
-            event.remove(self.engine, "before_cursor_execute", self._refuse)
+        self._run(self._PG_DISARM if self.pg else self._SQLITE_DISARM)
 
 
 @pytest.fixture

@@ -312,3 +312,98 @@ def test_locking_ends_sessions(app, client, users, admin_token):
     assert client.post(f"/api/v1/users/{uid}/unlock", headers=bearer(admin_token)).status_code == 200
     assert_api_error(me(client, token), 401, "session_expired")
     assert me(client, admin_token).status_code == 200
+
+
+# --- the per-request session check at its edges (one statement on PostgreSQL) -----------
+
+def _request_rows(app, user_id) -> list:
+    from lms.audit.models import AccessLog
+    from lms.db import db
+
+    with app.app_context():
+        rows = db.session.execute(select(AccessLog.event, AccessLog.path).where(
+            AccessLog.user_id == user_id).order_by(AccessLog.id)).all()
+        db.session.remove()
+        return [tuple(r) for r in rows]
+
+
+def _set_user(app, user_id, **values) -> None:
+    from sqlalchemy import update
+
+    from lms.auth.models import User
+    from lms.db import db
+
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == user_id).values(**values))
+        db.session.commit()
+        db.session.remove()
+
+
+def test_rec1_account_validity_ends_the_session_at_expires_at(app, client, users):
+    """An account whose validity ends while its session is open (an inspector's access
+    period): 1 s before expires_at the request is served and logged; at expires_at the
+    session ends (401 session_expired), and the refused request leaves a session_expired
+    row, not a request row (REC-1)."""
+    uid = users.create("kim01")
+    token = users.login(client, "kim01")
+    start = session_row(app, token).last_seen_at
+    _set_user(app, uid, expires_at=start + timedelta(minutes=10))
+    set_clock(app, start + timedelta(minutes=10) - timedelta(seconds=1))
+    assert me(client, token).status_code == 200
+    assert _request_rows(app, uid)[-1] == ("request", "/api/v1/me")
+    set_clock(app, start + timedelta(minutes=10))
+    assert_api_error(me(client, token), 401, "session_expired")
+    assert _request_rows(app, uid)[-1] == ("session_expired", "/api/v1/me")
+    assert session_row(app, token).end_reason == "locked"
+
+
+def test_rec1_locked_flag_refuses_without_a_request_row(app, client, users):
+    """A user locked directly in the database (no lock endpoint ending the sessions) is
+    refused on the next request, which is logged as session_expired only."""
+    uid = users.create("kim01")
+    token = users.login(client, "kim01")
+    before = len(_request_rows(app, uid))
+    _set_user(app, uid, locked=True)
+    assert_api_error(me(client, token), 401, "session_expired")
+    rows = _request_rows(app, uid)[before:]
+    assert [e for e, _ in rows] == ["session_expired"]
+
+
+def test_last_seen_is_rewritten_at_most_once_per_touch_interval(app, client, users):
+    """The last-seen write is throttled (LMS_SESSION_TOUCH_SECONDS, 30): a request 1 s
+    before the interval leaves it, one at the interval moves it; each is logged."""
+    touch = app.config["SESSION_TOUCH_SECONDS"]
+    uid = users.create("kim01")
+    token = users.login(client, "kim01")
+    last = session_row(app, token).last_seen_at
+    logged = len(_request_rows(app, uid))
+    set_clock(app, last + timedelta(seconds=touch - 1))
+    assert me(client, token).status_code == 200
+    assert session_row(app, token).last_seen_at == last
+    set_clock(app, last + timedelta(seconds=touch))
+    assert me(client, token).status_code == 200
+    moved = session_row(app, token).last_seen_at  # the testing clock runs on from where it was set
+    assert last + timedelta(seconds=touch) <= moved < last + timedelta(seconds=touch + 5)
+    assert _request_rows(app, uid)[logged:] == [("request", "/api/v1/me")] * 2
+
+
+def test_unlogged_view_still_checks_and_touches_the_session(app, client, users):
+    """A view left out of the access log (lesson heartbeats) still needs a live session
+    and still renews it, without a request row."""
+    from lms.auth.service import check_session
+
+    uid = users.create("kim01")
+    token = users.login(client, "kim01")
+    last = session_row(app, token).last_seen_at
+    logged = len(_request_rows(app, uid))
+    set_clock(app, last + timedelta(minutes=29))
+    with app.test_request_context("/api/v1/views/1/heartbeat", method="POST"):
+        auth = check_session(token, log_request=False)
+        assert auth.problem is None and auth.principal.id == uid and auth.user.id == uid
+        from lms.db import db
+
+        db.session.commit()
+        db.session.remove()
+    moved = session_row(app, token).last_seen_at
+    assert last + timedelta(minutes=29) <= moved < last + timedelta(minutes=29, seconds=5)
+    assert len(_request_rows(app, uid)) == logged

@@ -37,13 +37,8 @@ def log_access(event: str, *, user=None, username: str | None = None, session_id
         detail=(text_safe(detail)[:512] if detail else None),
     )
     if has_request_context():
-        entry.ip = client_ip()
-        entry.device = device_id()
-        # Client-chosen text is made storable: a crafted path or header must not make the
-        # log row (and so the request) fail.
-        entry.user_agent = user_agent()
-        entry.method = request.method[:8]
-        entry.path = text_safe(request.path)[:512]
+        for key, value in request_fields().items():
+            setattr(entry, key, value)
         entry.course_id = request_course_id()
     # A Core INSERT in the session's transaction rather than an ORM flush: the same row,
     # without the unit of work's bookkeeping on every authenticated request.
@@ -53,19 +48,42 @@ def log_access(event: str, *, user=None, username: str | None = None, session_id
     return entry
 
 
+def request_fields() -> dict:
+    """The current request's part of an access-log row (REC-1): IP, device, user agent,
+    method and path. Client-chosen text is made storable: a crafted path or header must
+    not make the log row (and so the request) fail."""
+    return {
+        "ip": client_ip(),
+        "device": device_id(),
+        "user_agent": user_agent(),
+        "method": request.method[:8],
+        "path": text_safe(request.path)[:512],
+    }
+
+
+def request_course_ref() -> tuple[int | None, int | None]:
+    """(course id, lesson id) named by the request's URL: the course of the request is the
+    first, or else the course of the second (looked up by :func:`request_course_id`, or in
+    the statement that writes the row)."""
+    args = request.view_args or {}
+    if isinstance(args.get("course_id"), int):
+        return args["course_id"], None
+    if isinstance(args.get("lesson_id"), int):
+        return None, args["lesson_id"]
+    return None, None
+
+
 def request_course_id() -> int | None:
     """The course the current request concerns, from its URL (``course_id``, or the course
     of a ``lesson_id``), so the access log can tell who accessed which course (CRS-10)."""
-    args = request.view_args or {}
-    if isinstance(args.get("course_id"), int):
-        return args["course_id"]
-    if isinstance(args.get("lesson_id"), int):
+    course_id, lesson_id = request_course_ref()
+    if lesson_id is not None:
         from sqlalchemy import select
 
         from lms.content.models import Lesson
 
-        return db.session.scalar(select(Lesson.course_id).where(Lesson.id == args["lesson_id"]))
-    return None
+        return db.session.scalar(select(Lesson.course_id).where(Lesson.id == lesson_id))
+    return course_id
 
 
 _ADMIN_INSERT = None

@@ -151,7 +151,7 @@ def logout():
 @roles_required()
 @bp.output(MeOut)
 def me():
-    u = current_auth().user
+    u = current_auth().principal  # the columns read with the session: no ORM object
     return {"id": u.id, "username": u.username, "role": u.role, "name": u.name,
             "disability": u.disability, "institution_id": u.institution_id}
 

@@ -35,9 +35,25 @@ def match_otp_step(secret: str, code: str, now: datetime, last_step: int | None)
     return None
 
 
+def idle_cutoff(now: datetime, idle: timedelta) -> datetime:
+    """A session last seen at or before this instant has been idle too long."""
+    return now - idle
+
+
 def session_idle_expired(last_seen: datetime, now: datetime, idle: timedelta) -> bool:
     """An idle session expires once ``idle`` has passed since it was last seen."""
-    return now - last_seen >= idle
+    return last_seen <= idle_cutoff(now, idle)
+
+
+def account_blocked(locked: bool, expires_at: datetime | None, now: datetime) -> bool:
+    """A locked account, or one whose validity ended at or before ``now``, cannot be used."""
+    return bool(locked) or (expires_at is not None and expires_at <= now)
+
+
+def touch_due(last_seen: datetime, now: datetime, every: timedelta) -> bool:
+    """The session's last-seen time is rewritten at most once per ``every`` (a throttle:
+    the idle limit is far longer than ``every``)."""
+    return last_seen <= now - every
 
 
 def password_problems(password: str, username: str) -> list[str]:

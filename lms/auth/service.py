@@ -5,20 +5,21 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.orm import load_only
+from sqlalchemy.orm import load_only, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from lms import clock
-from lms.audit.service import log_access
+from lms.audit.service import log_access, request_course_ref, request_fields
 from lms.auth import rules
 from lms.auth.models import ROLES, Institution, LoginTicket, User, UserSession
-from lms.db import db
+from lms.db import commit_keeping_loaded, db
 from lms.errors import ApiError
 from lms.extensions import redis_client, rkey
 from lms.net import client_ip, device_id, user_agent
@@ -220,56 +221,240 @@ def open_session(user: User, *, kind: str, now) -> str:
     return token
 
 
-@dataclass
+@dataclass(slots=True)
+class SessionInfo:
+    """The request's login session, as read with it (REC-1 logs its id; EXM-8 compares
+    its start with an exam entry). Not an ORM object: nothing to load or flush."""
+    id: int
+    user_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class Principal:
+    """The logged-in user's columns read with the session — enough for role checks and
+    the usual views without building an ORM object. ``orm()`` gives the ``User`` (built
+    from these values, no query; other columns load on first use)."""
+
+    __slots__ = ("id", "institution_id", "username", "role", "disability", "locked",
+                 "expires_at", "_name", "_name_token")
+
+    def __init__(self, *, id, institution_id, username, role, disability, locked, expires_at,
+                 name=None, name_token=None):
+        self.id, self.institution_id, self.username, self.role = id, institution_id, username, role
+        self.disability, self.locked, self.expires_at = disability, locked, expires_at
+        self._name, self._name_token = name, name_token
+
+    @property
+    def name(self) -> str | None:
+        """REC-4: decrypted on first use only."""
+        if self._name_token is not None:
+            from lms.crypto import decrypt
+
+            self._name, self._name_token = decrypt(bytes(self._name_token)), None
+        return self._name
+
+    def orm(self) -> User:
+        return _persistent(User, self.id, {k: getattr(self, k) for k in _USER_FIELDS})
+
+
 class SessionCheck:
-    session: UserSession | None
-    user: User | None
-    problem: str | None  # None | "session_replaced" | "session_expired" | "unauthorized"
+    """The outcome of resolving a request's session: its ``session``, the ``principal``
+    (plain values) and ``user`` (the ORM object, built on first use), and a ``problem``:
+    None | "session_replaced" | "session_expired" | "unauthorized"."""
+
+    __slots__ = ("session", "principal", "problem", "_user")
+
+    def __init__(self, session: SessionInfo | None, user: User | None, problem: str | None,
+                 principal: Principal | None = None):
+        self.session, self._user, self.problem = session, user, problem
+        self.principal = principal
+
+    @property
+    def user(self) -> User | None:
+        if self._user is None and self.principal is not None:
+            self._user = self.principal.orm()
+        return self._user
 
 
-# Built once: every authenticated request runs it (the statement's cache key is memoised).
-# Only the columns the checks and the usual views need are read (and only ``name`` of the
-# encrypted ones decrypted); any other attribute loads on first use, as deferred columns do.
+# Built once: the generic (SQLite) path of every authenticated request runs it (the
+# statement's cache key is memoised). Only the columns the checks and the usual views need
+# are read (and only ``name`` of the encrypted ones decrypted); any other attribute loads on
+# first use, as deferred columns do.
 _SESSION_AND_USER = (
     select(UserSession, User).join(User, User.id == UserSession.user_id)
     .where(UserSession.token_hash == bindparam("token_hash"))
     .options(
-        load_only(UserSession.user_id, UserSession.last_seen_at, UserSession.ended_at,
-                  UserSession.end_reason),
+        load_only(UserSession.user_id, UserSession.created_at, UserSession.last_seen_at,
+                  UserSession.ended_at, UserSession.end_reason),
         load_only(User.institution_id, User.username, User.role, User.name, User.disability,
                   User.locked, User.expires_at),
     )
 )
 
+# PostgreSQL: the whole per-request work in ONE statement, run in its own transaction —
+# read the session and its user; when the session is live (not ended, account usable, not
+# idle: the conditions of rules.account_blocked / rules.session_idle_expired, given as
+# parameters computed by those rules' cutoffs) append the request's access-log row (REC-1)
+# and touch last-seen (throttled by rules.touch_due). Committed when it returns, so the row
+# is durable before the view runs; check_session re-applies the rules to the returned row
+# and fails the request if the statement and the rules disagree. The access_log columns are
+# those lms.audit.service.log_access writes for a "request" row.
+_PG_SESSION_AND_LOG = """
+WITH s AS (
+    SELECT s.id, s.created_at, s.last_seen_at, s.ended_at, s.end_reason,
+           u.id AS user_id, u.institution_id, u.username, u.role, u.name, u.disability,
+           u.locked, u.expires_at
+    FROM user_session s JOIN user_account u ON u.id = s.user_id
+    WHERE s.token_hash = %(token_hash)s
+), live AS (
+    SELECT id, user_id, username, role, last_seen_at FROM s
+    WHERE ended_at IS NULL AND NOT locked
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+      AND last_seen_at > %(idle_cutoff)s
+), logged AS (
+    INSERT INTO access_log (at, user_id, username, role, session_id, event,
+                            ip, device, user_agent, method, path, course_id)
+    SELECT %(now)s, user_id, username, role, id, 'request',
+           %(ip)s, %(device)s, %(user_agent)s, %(method)s, %(path)s,
+           COALESCE(%(course_id)s::integer,
+                    (SELECT course_id FROM lesson WHERE id = %(lesson_id)s::integer))
+    FROM live WHERE %(log)s
+    RETURNING id
+), touched AS (
+    UPDATE user_session SET last_seen_at = %(now)s
+    WHERE id IN (SELECT id FROM live WHERE last_seen_at <= %(touch_cutoff)s)
+    RETURNING id
+)
+SELECT s.*, (SELECT count(*) FROM logged) AS logged FROM s
+"""
 
-def check_session(token: str | None) -> SessionCheck:
-    """Resolve a session token to its user, expiring it when idle."""
+_SESSION_FIELDS = ("id", "user_id", "created_at", "last_seen_at", "ended_at", "end_reason")
+_USER_FIELDS = ("institution_id", "username", "role", "name", "disability", "locked", "expires_at")
+
+
+def _naive_utc(at):
+    return at.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _aware(at):
+    return None if at is None else at.replace(tzinfo=timezone.utc)
+
+
+def _persistent(model, key: int, values: dict):
+    """The ``model`` row ``key`` as a persistent object of this session, built from column
+    values already read (no query); columns not given load on first use. An object already
+    in the session's identity map is used as it is."""
+    found = db.session.identity_map.get(identity_key(model, key))
+    if found is not None:
+        return found
+    obj = model(id=key, **values)
+    make_transient_to_detached(obj)  # as if loaded: no pending change, others expired
+    db.session.add(obj)
+    return obj
+
+
+def _run_committed(sql: str, params: dict) -> dict | None:
+    """Run one statement on the session's PostgreSQL connection as its own transaction
+    (autocommit for this statement, as SQLAlchemy's own pre-ping does), so it is durable
+    when this returns; the session's next statement begins a new transaction. If the
+    connection is already inside a transaction, the statement joins it and it is committed."""
+    from psycopg.pq import TransactionStatus
+    from psycopg.rows import dict_row
+
+    raw = db.session.connection().connection.driver_connection
+    if raw.info.transaction_status != TransactionStatus.IDLE:
+        with raw.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(sql, params).fetchone()
+        commit_keeping_loaded()
+        return row
+    raw.autocommit = True
+    try:
+        with raw.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, params).fetchone()
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
+
+
+def _resolve_postgresql(token_hash: str, now, idle: timedelta, touch: timedelta,
+                        log_request: bool):
+    course_id, lesson_id = request_course_ref() if log_request else (None, None)
+    fields = request_fields() if log_request else dict.fromkeys(
+        ("ip", "device", "user_agent", "method", "path"))
+    row = _run_committed(_PG_SESSION_AND_LOG, {
+        "token_hash": token_hash, "now": _naive_utc(now),
+        "idle_cutoff": _naive_utc(rules.idle_cutoff(now, idle)),
+        "touch_cutoff": _naive_utc(now - touch), "log": log_request,
+        "course_id": course_id, "lesson_id": lesson_id, **fields,
+    })
+    if row is None:
+        return None
+    sess = SessionInfo(row["id"], row["user_id"], _aware(row["created_at"]),
+                       _aware(row["last_seen_at"]), _aware(row["ended_at"]), row["end_reason"])
+    principal = Principal(id=row["user_id"], institution_id=row["institution_id"],
+                          username=row["username"], role=row["role"], disability=row["disability"],
+                          locked=row["locked"], expires_at=_aware(row["expires_at"]),
+                          name_token=row["name"])
+    return sess, principal, None, bool(row["logged"])
+
+
+def _resolve_generic(token_hash: str):
+    found = db.session.execute(_SESSION_AND_USER, {"token_hash": token_hash}).first()
+    if found is None:
+        return None
+    sess, user = found
+    principal = Principal(id=user.id, **{k: getattr(user, k) for k in _USER_FIELDS})
+    return SessionInfo(*(getattr(sess, k) for k in _SESSION_FIELDS)), principal, user, None
+
+
+def check_session(token: str | None, *, log_request: bool = False) -> SessionCheck:
+    """Resolve a session token to its user, expiring it when idle or the account is
+    blocked. With ``log_request``, a live session's request is appended to the access log
+    (REC-1) and committed before this returns; if that cannot be done, this raises (the
+    request fails rather than act unlogged)."""
     if not token:
         return SessionCheck(None, None, "unauthorized")
-    # Session and user in one round trip: every authenticated request comes through here.
-    row = db.session.execute(_SESSION_AND_USER, {"token_hash": hash_token(token)}).first()
-    if row is None:
+    cfg = current_app.config
+    now = clock.now()
+    idle = timedelta(minutes=cfg["SESSION_IDLE_MINUTES"])
+    touch = timedelta(seconds=cfg["SESSION_TOUCH_SECONDS"])
+    token_hash = hash_token(token)
+    if db.session.get_bind().dialect.name == "postgresql":
+        found = _resolve_postgresql(token_hash, now, idle, touch, log_request)
+    else:
+        found = _resolve_generic(token_hash)
+    if found is None:
         return SessionCheck(None, None, "unauthorized")
-    sess, user = row
+    sess, principal, user, logged = found
     if sess.ended_at is not None:
         reason = {"replaced": "session_replaced"}.get(sess.end_reason, "session_expired")
-        return SessionCheck(sess, user, reason)
-    now = clock.now()
-    idle = timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
-    locked = user.locked or (user.expires_at is not None and user.expires_at <= now)
-    if locked or rules.session_idle_expired(sess.last_seen_at, now, idle):
-        reason = "locked" if locked else "expired"
+        return SessionCheck(sess, user, reason, principal)
+    blocked = rules.account_blocked(principal.locked, principal.expires_at, now)
+    if blocked or rules.session_idle_expired(sess.last_seen_at, now, idle):
+        if logged:
+            raise RuntimeError("the access-log statement and the session rules disagree")
+        reason = "locked" if blocked else "expired"
         db.session.execute(update(UserSession).where(UserSession.id == sess.id, UserSession.ended_at.is_(None))
                            .values(ended_at=now, end_reason=reason))
-        log_access("session_expired", user=user, session_id=sess.id, detail=reason, commit=False)
+        log_access("session_expired", user=principal, session_id=sess.id, detail=reason, commit=False)
         db.session.commit()
-        return SessionCheck(sess, user, "session_expired")
-    if (now - sess.last_seen_at).total_seconds() >= current_app.config["SESSION_TOUCH_SECONDS"]:
-        db.session.execute(update(UserSession).where(UserSession.id == sess.id).values(last_seen_at=now))
-    return SessionCheck(sess, user, None)
+        return SessionCheck(sess, None, "session_expired", principal)
+    if logged is None:  # the generic path: touch and log here, in this transaction
+        if rules.touch_due(sess.last_seen_at, now, touch):
+            db.session.execute(update(UserSession).where(UserSession.id == sess.id).values(last_seen_at=now))
+        if log_request:
+            log_access("request", user=principal, session_id=sess.id, commit=False)
+            # The user and session loaded above stay loaded (no second read of the user).
+            commit_keeping_loaded()
+    elif logged != log_request:
+        raise RuntimeError("the access-log statement and the session rules disagree")
+    return SessionCheck(sess, user, None, principal)
 
 
-def end_session(sess: UserSession, user: User, reason: str = "logout") -> None:
+def end_session(sess: SessionInfo, user, reason: str = "logout") -> None:
     db.session.execute(update(UserSession).where(UserSession.id == sess.id, UserSession.ended_at.is_(None))
                        .values(ended_at=clock.now(), end_reason=reason))
     log_access("logout", user=user, session_id=sess.id, commit=False)
