@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import Flask, flash, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 
 from lms.auth.service import SessionCheck, check_session
@@ -159,20 +160,41 @@ def init_security(app: Flask) -> None:
         # the request.
         authenticate(token, log_request=not _view_unlogged())
 
+    security_headers = dict(_SECURITY_HEADERS)
+    if app.config.get("HSTS"):
+        security_headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    app.session_interface = _CookieSessions()
+
     @app.after_request
     def _headers(resp):
         h = resp.headers
-        h.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-        )
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Referrer-Policy", "same-origin")
-        if app.config.get("HSTS"):
-            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        present = {k.lower() for k in h.keys()}
+        for name, value in security_headers.items():
+            if name.lower() not in present:
+                h.add(name, value)
         auth = g.get("auth")
-        if auth is not None and auth.problem is None and auth.principal is not None:
-            h.setdefault("Cache-Control", "no-store")
+        if (auth is not None and auth.problem is None and auth.principal is not None
+                and "cache-control" not in present):
+            h.add("Cache-Control", "no-store")
         return resp
+
+
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie session (it holds only the server-side session's token), without
+    building the signer for requests that carry no session cookie (API calls with a Bearer
+    token): those get an empty session, as Flask gives them."""
+
+    def open_session(self, app, request):
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
