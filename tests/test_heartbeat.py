@@ -376,6 +376,51 @@ def test_bad_segments_are_400_and_store_nothing(world, app):
     assert world.beat("lea", vid, [[0, 20]])["credited_seconds"] == 20.0
 
 
+def test_att4_heartbeat_recreates_a_missing_progress_row(world, app):
+    """ATT-4: a view whose learner has no progress row of the lesson (removed by hand, say)
+    still beats: the row is created and credited in the same heartbeat."""
+    from lms.attendance.models import LessonProgress
+    from lms.db import db
+
+    view = world.started("lea", world.lesson(1))
+    with app.app_context():
+        db.session.execute(LessonProgress.__table__.delete())
+        db.session.commit()
+    world.goto(ts(view["started_at"]) + timedelta(seconds=10))
+    assert world.beat("lea", view["view_id"], [[0, 10]])["covered_seconds"] == 10
+    p = progress_row(app, world.ids["lea"], world.lesson(1)["id"])
+    assert p.intervals == [[0.0, 10.0]] and p.covered_seconds == 10 and p.status == "pending"
+
+
+def test_att4_a_heartbeat_after_settling_keeps_the_status_and_its_time(world, app):
+    """ATT-1/ATT-2/ATT-4: once the deadline has passed and the lesson is settled absent,
+    later heartbeats still credit (and record a late completion) but neither the status
+    nor the time it was settled changes; the recompute command agrees."""
+    from lms.attendance import service
+    from lms.db import db
+
+    lesson = world.lesson(1)
+    deadline = ts(lesson["attendance_deadline"])
+    world.goto(deadline + timedelta(minutes=1))
+    with app.app_context():
+        service.settle_due()
+        db.session.remove()
+    view = world.started("lea", lesson)
+    settled = progress_row(app, world.ids["lea"], lesson["id"])
+    assert settled.status == "absent" and settled.settled_at is not None
+    world.goto(ts(view["started_at"]) + timedelta(seconds=1500))
+    body = world.beat("lea", view["view_id"], [[0, 1500]])
+    assert body["completed"] is True and body["status"] == "absent"
+    world.goto(world.now + timedelta(seconds=10))
+    world.beat("lea", view["view_id"], [])
+    p = progress_row(app, world.ids["lea"], lesson["id"])
+    assert p.status == "absent" and p.settled_at == settled.settled_at and p.completed_at > deadline
+    with app.app_context():
+        result = service.recompute_course(world.course["id"], write=False)
+        assert result.differences == [], result.summary()
+        db.session.remove()
+
+
 def test_empty_heartbeat_keeps_the_view_alive(world, app):
     """A heartbeat with no spans (paused player) is logged and credits nothing."""
     view = world.started("lea", world.lesson(1))
