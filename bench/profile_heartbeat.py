@@ -10,7 +10,7 @@ through the API (password, then TOTP), each with a view of one open lesson opene
 through the API. Presence challenges are off (as in ``bench_heartbeat.py``).
 
 Time is simulated: ``lms.clock.real_now`` is replaced by a clock that advances 10 s per
-round (one heartbeat of every view), so every heartbeat claims the next 10 s of its
+round (one request of every learner), so every heartbeat claims the next 10 s of its
 lesson and is credited in full — the steady state of a learner watching. (The production
 config has no testing clock, so no Redis read per ``clock.now()`` is counted here.)
 
@@ -21,7 +21,8 @@ Measured through the Flask test client, all in this process:
   statements plus the BEGIN/COMMIT/ROLLBACK psycopg sends on its own);
 - ``auth only``: the same for an authenticated no-op route registered here
   (``no_access_log`` + ``roles_required("learner")``, one commit), so the difference is
-  the heartbeat-specific work (input, credit, writes, output);
+  the heartbeat-specific work (input, credit, writes, output). The two alternate a round
+  (one request per learner) at a time;
 - the statements of one heartbeat, then a cProfile top 20 (CPU time, by own time and
   cumulative) of ``--profile`` further heartbeats.
 
@@ -172,8 +173,9 @@ def build(app, clock_, n_learners: int) -> list[dict]:
 
 
 def run(client, clock_, learners: list[dict], n: int, path_of, advance: bool = True) -> list:
-    """``n`` requests, round-robin over the learners; the clock advances SEGMENT seconds
-    per round. Returns the answers' JSON of the last round."""
+    """``n`` requests, round-robin over the learners; the clock advances SEGMENT seconds per
+    round and, with ``advance``, each learner's position too. Returns the answers' JSON of
+    the last round."""
     k = len(learners)
     last = []
     for j in range(n):
@@ -191,15 +193,33 @@ def run(client, clock_, learners: list[dict], n: int, path_of, advance: bool = T
     return last
 
 
-def measure(label, client, clock_, counter, learners, n, path_of, advance=True) -> dict:
-    s0, e0, b0 = counter.snapshot()
-    c0, w0 = time.process_time(), time.perf_counter()
-    last = run(client, clock_, learners, n, path_of, advance)
-    c1, w1 = time.process_time(), time.perf_counter()
-    s1, e1, b1 = counter.snapshot()
-    out = {"label": label, "n": n, "cpu_ms": (c1 - c0) * 1000 / n, "wall_ms": (w1 - w0) * 1000 / n,
-           "statements": (s1 - s0) / n, "commands": (e1 - e0) / n, "waits": (b1 - b0) / n, "last": last}
-    out["round_trips"] = out["statements"] + out["commands"]
+def measure(client, clock_, counter, learners, n, paths) -> list[dict]:
+    """``n`` requests of each ``(label, path_of, advance)`` in ``paths``, a round (one request
+    per learner) of each in turn, so that a change of the machine's load meanwhile touches
+    them alike. Per label: CPU and wall ms, statements, BEGIN/COMMIT, round trips per request."""
+    k = len(learners)
+    acc = {label: [0.0, 0.0, 0, 0, 0, []] for label, _, _ in paths}
+    for _ in range(max(1, n // k)):
+        for label, path_of, advance in paths:
+            a = acc[label]
+            s0, e0, b0 = counter.snapshot()
+            c0, w0 = time.process_time(), time.perf_counter()
+            a[5] = run(client, clock_, learners, k, path_of, advance)
+            c1, w1 = time.process_time(), time.perf_counter()
+            s1, e1, b1 = counter.snapshot()
+            a[0] += c1 - c0
+            a[1] += w1 - w0
+            a[2] += s1 - s0
+            a[3] += e1 - e0
+            a[4] += b1 - b0
+    count = max(1, n // k) * k
+    out = []
+    for label, _, _ in paths:
+        cpu, wall, stmts, cmds, waits, last = acc[label]
+        r = {"label": label, "n": count, "cpu_ms": cpu * 1000 / count, "wall_ms": wall * 1000 / count,
+             "statements": stmts / count, "commands": cmds / count, "waits": waits / count, "last": last}
+        r["round_trips"] = r["statements"] + r["commands"]
+        out.append(r)
     return out
 
 
@@ -233,8 +253,8 @@ def main(argv=None) -> int:
 
         run(client, clock_, learners, 4 * len(learners), hb)  # warm up (caches, pool)
         run(client, clock_, learners, 4 * len(learners), noop, advance=False)
-        results = [measure("heartbeat", client, clock_, counter, learners, args.heartbeats, hb),
-                   measure("auth only", client, clock_, counter, learners, args.heartbeats, noop, advance=False)]
+        results = measure(client, clock_, counter, learners, args.heartbeats,
+                          [("heartbeat", hb, True), ("auth only", noop, False)])
         rounds = 5 + (args.heartbeats + args.profile) // len(learners)
         if rounds * SEGMENT >= LESSON_SECONDS:
             log(f"warning: {rounds} rounds pass the lesson's end; later heartbeats credit nothing")
