@@ -180,6 +180,7 @@ def _harden_json_parser() -> None:
     errors (400 "not valid JSON") instead of 500s further on:
 
     - nesting deeper than the interpreter's recursion limit (RecursionError);
+    - a number longer than ``int()`` converts (sys.get_int_max_str_digits(), a ValueError);
     - a lone UTF-16 surrogate escape ("\\ud800"), which no str method can encode, hash,
       store or encrypt. Bodies without such an escape are not walked.
     """
@@ -194,6 +195,11 @@ def _harden_json_parser() -> None:
             data = raw_load_json(req)
         except RecursionError as exc:
             raise json.JSONDecodeError("JSON nested too deeply", "<request body>", 0) from exc
+        except ValueError as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                raise
+            # int()'s digit limit (4,300 digits): a ValueError, not a JSONDecodeError
+            raise json.JSONDecodeError(f"unusable JSON: {exc}", "<request body>", 0) from exc
         if _LONE_SURROGATE_HINT.search(req.get_data(cache=True)) and _has_lone_surrogate(data):
             raise json.JSONDecodeError("lone surrogate in a string", "<request body>", 0)
         return data

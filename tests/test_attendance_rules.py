@@ -163,6 +163,14 @@ def test_segment_problems():
         assert rules.segment_problem(segments), segments
 
 
+def test_att4_segment_problem_of_integers_too_large_for_a_float():
+    """ATT-4: an integer position no float can hold (JSON allows any number of digits) is
+    a problem like any huge position, not an OverflowError: the API checks bodies with this
+    function alone."""
+    for segments in ([[0, 10 ** 400]], [[10 ** 400, 10 ** 401]], [[-(10 ** 400), 5]]):
+        assert rules.segment_problem(segments), segments
+
+
 def test_play_position():
     """The resume point: the end of the last span reported, inside the lesson."""
     assert rules.play_position([[0, 10], [300, 320.5]], 1500) == 320.5

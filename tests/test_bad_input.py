@@ -275,6 +275,17 @@ def test_out_of_range_numbers_are_not_a_500(app, client, admin):
             assert_api_error(r, 400, "invalid_request")
 
 
+def test_numbers_past_the_int_digit_limit_are_400(app, client, admin):
+    """A JSON number longer than Python converts to int (4,300 digits) is unusable JSON:
+    400 "not valid JSON", not the ValueError's 500."""
+    before = table_counts(app)
+    body = b'{"username": "kim01", "limit": 1' + b"0" * 5000 + b"}"
+    for path, token in (("/api/v1/users", admin), ("/api/v1/auth/login", None)):
+        err = assert_api_error(post_raw(client, path, body, token), 400, "invalid_request")
+        assert "not valid JSON" in err["message"], err
+    assert_nothing_written(app, before)
+
+
 def test_bad_clock_input_is_400(client):
     """The testing clock takes only ISO times with an offset."""
     for body in ({"now": "2027-03-02T09:00:00"}, {"now": "yesterday"}, {"now": 1700000000}, {},

@@ -376,6 +376,127 @@ def test_bad_segments_are_400_and_store_nothing(world, app):
     assert world.beat("lea", vid, [[0, 20]])["credited_seconds"] == 20.0
 
 
+BAD_RAW_BODIES = [
+    # (body, content type): what a JSON parser or the body's shape refuses
+    (b"[" * 100_000 + b"]" * 100_000, "application/json"),  # deeper than the recursion limit
+    (b'{"segments": [[0, 1' + b"0" * 5000 + b']]}', "application/json"),  # past int()'s digit limit
+    (b'{"segments": [[0, 10]], "\\ud800": 1}', "application/json"),  # a lone surrogate
+    (b'{"segments": [[0, 10]]', "application/json"),
+    (b"", "application/json"),
+    (b"null", "application/json"),
+    (b"42", "application/json"),
+    (b'{"segments": [[0, 10]]}', "text/plain"),  # not JSON by its type: no body at all
+    (b'{"segments": [[0, 10]], "segments2": []}', "application/json"),
+]
+
+
+def test_att4_heartbeat_bodies_checked_by_hand_are_400_and_store_nothing(world, app):
+    """ATT-4: the heartbeat's body is checked without marshmallow, with the same answers —
+    malformed, too deep, huge or otherwise unusable JSON, a body that is no object, a
+    missing or unknown field, a non-JSON content type: 400 invalid_request naming the
+    fields, nothing stored, the view's budget untouched."""
+    view = world.started("lea", world.lesson(1))
+    vid = view["view_id"]
+    world.goto(ts(view["started_at"]) + timedelta(seconds=20))
+    before = table_counts(app)
+    for body, ctype in BAD_RAW_BODIES:
+        r = world.client.post(f"/api/v1/views/{vid}/heartbeat", data=body, content_type=ctype,
+                              headers=world.h("lea"))
+        assert_api_error(r, 400, "invalid_request")
+    err = assert_api_error(world.client.post(f"/api/v1/views/{vid}/heartbeat", json={"segments": [[5, 1]]},
+                                             headers=world.h("lea")), 400, "invalid_request")
+    assert err["fields"] == {"json": {"segments": ["segment 0: from_s must not exceed to_s"]}}
+    err = assert_api_error(world.client.post(f"/api/v1/views/{vid}/heartbeat", json={"credited": 1},
+                                             headers=world.h("lea")), 400, "invalid_request")
+    assert err["fields"] == {"json": {"credited": ["Unknown field."],
+                                      "segments": ["Missing data for required field."]}}
+    assert table_counts(app) == before
+    assert [e.kind for e in events(app, vid)] == ["start"]
+    assert world.beat("lea", vid, [[0, 20]])["credited_seconds"] == 20.0
+
+
+def test_att4_heartbeat_answer_has_the_contract_fields_and_types(world, app):
+    """API.md / ATT-4: the answer is HeartbeatOut exactly — integer positions in, float
+    seconds out (0.0, not 0, when nothing is credited), whole covered seconds, float
+    interval ends — as the schema's serialisation gave it."""
+    view = world.started("lea", world.lesson(1))
+    vid = view["view_id"]
+    world.goto(ts(view["started_at"]) + timedelta(seconds=10))
+    r = world.hb("lea", vid, [[0, 10]])
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    body = r.get_json()
+    assert set(body) == {"view_id", "progress", "completed", "credited_seconds", "discarded_seconds",
+                         "covered_seconds", "duration_seconds", "status", "intervals"}
+    assert body["view_id"] == vid and body["status"] == "pending" and body["completed"] is False
+    assert body["intervals"] == [[0.0, 10.0]] and all(type(x) is float for x in body["intervals"][0])
+    assert type(body["credited_seconds"]) is float and body["credited_seconds"] == 10.0
+    assert type(body["covered_seconds"]) is int and body["covered_seconds"] == 10
+    assert type(body["duration_seconds"]) is int and body["duration_seconds"] == 1500
+    assert type(body["progress"]) is float and body["progress"] == pytest.approx(10 / 1500)
+    again = world.beat("lea", vid, [[0, 10]])  # nothing new: nothing credited
+    assert type(again["credited_seconds"]) is float and type(again["discarded_seconds"]) is float
+    assert again["credited_seconds"] == 0.0 and again["progress"] == body["progress"]
+
+
+def test_att4_heartbeat_input_and_answer_stay_documented(app):
+    """The OpenAPI document still describes the heartbeat's body (HeartbeatIn) and answer
+    (HeartbeatOut) though neither goes through marshmallow at run time."""
+    with app.app_context():
+        spec = app.spec
+    op = spec["paths"]["/api/v1/views/{view_id}/heartbeat"]["post"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("/HeartbeatIn")
+    assert "segments" in spec["components"]["schemas"]["HeartbeatIn"]["properties"]
+    ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("/HeartbeatOut")
+    assert "credited_seconds" in spec["components"]["schemas"]["HeartbeatOut"]["properties"]
+
+
+def test_att4_heartbeat_recreates_a_missing_progress_row(world, app):
+    """ATT-4: a view whose learner has no progress row of the lesson (removed by hand, say)
+    still beats: the row is created and credited in the same heartbeat."""
+    from lms.attendance.models import LessonProgress
+    from lms.db import db
+
+    view = world.started("lea", world.lesson(1))
+    with app.app_context():
+        db.session.execute(LessonProgress.__table__.delete())
+        db.session.commit()
+    world.goto(ts(view["started_at"]) + timedelta(seconds=10))
+    assert world.beat("lea", view["view_id"], [[0, 10]])["covered_seconds"] == 10
+    p = progress_row(app, world.ids["lea"], world.lesson(1)["id"])
+    assert p.intervals == [[0.0, 10.0]] and p.covered_seconds == 10 and p.status == "pending"
+
+
+def test_att4_a_heartbeat_after_settling_keeps_the_status_and_its_time(world, app):
+    """ATT-1/ATT-2/ATT-4: once the deadline has passed and the lesson is settled absent,
+    later heartbeats still credit (and record a late completion) but neither the status
+    nor the time it was settled changes; the recompute command agrees."""
+    from lms.attendance import service
+    from lms.db import db
+
+    lesson = world.lesson(1)
+    deadline = ts(lesson["attendance_deadline"])
+    world.goto(deadline + timedelta(minutes=1))
+    with app.app_context():
+        service.settle_due()
+        db.session.remove()
+    view = world.started("lea", lesson)
+    settled = progress_row(app, world.ids["lea"], lesson["id"])
+    assert settled.status == "absent" and settled.settled_at is not None
+    world.goto(ts(view["started_at"]) + timedelta(seconds=1500))
+    body = world.beat("lea", view["view_id"], [[0, 1500]])
+    assert body["completed"] is True and body["status"] == "absent"
+    world.goto(world.now + timedelta(seconds=10))
+    world.beat("lea", view["view_id"], [])
+    p = progress_row(app, world.ids["lea"], lesson["id"])
+    assert p.status == "absent" and p.settled_at == settled.settled_at and p.completed_at > deadline
+    with app.app_context():
+        result = service.recompute_course(world.course["id"], write=False)
+        assert result.differences == [], result.summary()
+        db.session.remove()
+
+
 def test_empty_heartbeat_keeps_the_view_alive(world, app):
     """A heartbeat with no spans (paused player) is logged and credits nothing."""
     view = world.started("lea", world.lesson(1))

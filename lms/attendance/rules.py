@@ -414,8 +414,8 @@ def segment_problem(segments) -> str | None:
         a, b = seg
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (a, b)):
             return f"segment {i}: from_s and to_s must be numbers"
-        if not (math.isfinite(a) and math.isfinite(b)):
-            return f"segment {i}: from_s and to_s must be finite"
+        if (isinstance(a, float) and not math.isfinite(a)) or (isinstance(b, float) and not math.isfinite(b)):
+            return f"segment {i}: from_s and to_s must be finite"  # an int is finite, however large
         if a < 0 or b < 0:
             return f"segment {i}: positions must not be negative"
         if a > MAX_SEGMENT_SECONDS or b > MAX_SEGMENT_SECONDS:

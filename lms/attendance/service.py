@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Boolean, Float, and_, bindparam, case, func, select, update
 
 from lms import clock
 from lms.attendance import rules
@@ -34,7 +34,7 @@ from lms.attendance.models import (ExcuseLesson, ExcuseRequest, LessonProgress, 
                                    ViewEvent)
 from lms.auth.models import User
 from lms.content.models import Course, Lesson
-from lms.db import db, is_sqlite, lock_row
+from lms.db import UTCDateTime, db, is_sqlite, lock_row
 from lms.errors import ApiError, forbidden, not_found
 
 _random = secrets.SystemRandom()
@@ -112,11 +112,16 @@ _EVENT_INSERT = ViewEvent.__table__.insert()
 
 def _event(view: LessonView, kind: str, at: datetime, **values) -> None:
     """Append a row to the viewing log (REC-1) now, in the current transaction: a Core
-    INSERT, without the unit of work's bookkeeping for a row nothing reads back (a
-    heartbeat writes one per request). Rows get their ids in the order of these calls."""
-    db.session.execute(_EVENT_INSERT, {"view_id": view.id, "learner_id": view.learner_id,
-                                       "lesson_id": view.lesson_id, "course_id": view.course_id,
-                                       "at": at, "kind": kind, **values})
+    INSERT, without the unit of work's bookkeeping for a row nothing reads back. Rows get
+    their ids in the order of these calls."""
+    _event_row(view.id, view.learner_id, view.lesson_id, view.course_id, kind, at, **values)
+
+
+def _event_row(view_id: int, learner_id: int, lesson_id: int, course_id: int, kind: str, at: datetime,
+               **values) -> None:
+    """``_event`` from plain values (the heartbeat has no ``LessonView`` object)."""
+    db.session.execute(_EVENT_INSERT, {"view_id": view_id, "learner_id": learner_id, "lesson_id": lesson_id,
+                                       "course_id": course_id, "at": at, "kind": kind, **values})
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -155,41 +160,92 @@ def _own_view(user: User, view_id: int) -> LessonView:
     return _check_own_view(user, _locked(LessonView, view_id))
 
 
-# A heartbeat's first read, one round trip: its view, the view's lesson and the learner's
-# progress row of it, view and progress locked (FOR UPDATE OF in that order: the lock
-# order of every path, view → progress). The progress row exists once the view has
-# started; when it does not, the join finds nothing and the heartbeat reads them apart.
-_VIEW_LESSON_PROGRESS = (
-    select(LessonView, Lesson, LessonProgress).join(Lesson, Lesson.id == LessonView.lesson_id)
-    .join(LessonProgress, and_(LessonProgress.learner_id == LessonView.learner_id,
-                               LessonProgress.lesson_id == LessonView.lesson_id))
-    .where(LessonView.id == bindparam("view_id")).with_for_update(of=[LessonView, LessonProgress])
-    .execution_options(populate_existing=True))
+# --- the heartbeat's statements ------------------------------------------------------------
+#
+# A heartbeat is the busiest write of the system (one per watching learner every 10 s), so
+# it goes through SQLAlchemy Core on the session's connection: plain rows in, plain values
+# out, no ORM objects to build, track, flush and expire.
+#
+# Its read, one round trip: the columns it needs of its view (only when it is the learner's),
+# of the view's lesson and of the learner's progress row of it, view and progress locked
+# (FOR UPDATE OF in that order: the lock order of every path, view → progress). The progress
+# row exists once the view has started; when it does not (or the view is not the learner's),
+# the join finds nothing and ``_heartbeat_row`` takes the general path.
+_V, _P, _L = LessonView.__table__.c, LessonProgress.__table__.c, Lesson.__table__.c
+_HEARTBEAT_READ = (
+    select(_V.started_at, _V.ended_at, _V.end_reason, _V.last_heartbeat_at, _V.credited_seconds,
+           _V.suspicious_excess_seconds, _V.played_since_challenge, _V.next_challenge_after_seconds,
+           _V.challenge_id, _V.challenge_code, _V.lesson_id, _V.course_id,
+           _L.kind, _L.duration_seconds, _L.frames, _L.attendance_deadline,
+           _P.id.label("progress_id"), _P.intervals, _P.covered_seconds, _P.completed_at, _P.status)
+    .select_from(LessonView.__table__)
+    .join(Lesson.__table__, _L.id == _V.lesson_id)
+    .join(LessonProgress.__table__, and_(_P.learner_id == _V.learner_id, _P.lesson_id == _V.lesson_id))
+    .where(_V.id == bindparam("hb_view_id"), _V.learner_id == bindparam("hb_learner_id"))
+    .with_for_update(of=[LessonView.__table__, LessonProgress.__table__]))
+# SQLite ignores FOR UPDATE: a no-op write of the view takes the database's write lock first
+# (as ``lock_row`` does), so a second heartbeat waits for this one's commit.
+_SQLITE_VIEW_LOCK = update(LessonView.__table__).where(_V.id == bindparam("hb_view_id")).values(id=_V.id)
+
+# Its writes: the viewing-log row (REC-1, append-only), the progress row, the view's summary.
+# Parameters are named hb_…: an UPDATE given a parameter named as one of its table's
+# columns would SET that column too.
+_HEARTBEAT_EVENT = ViewEvent.__table__.insert().values(
+    view_id=bindparam("hb_view_id"), learner_id=bindparam("hb_learner_id"), lesson_id=bindparam("hb_lesson_id"),
+    course_id=bindparam("hb_course_id"), at=bindparam("hb_now"), kind=HEARTBEAT, ip=bindparam("hb_ip"),
+    device=bindparam("hb_device"), claimed=bindparam("hb_claimed"), credited=bindparam("hb_credited"),
+    credited_seconds=bindparam("hb_credited_seconds"), excess_seconds=bindparam("hb_excess_seconds"),
+    detail=bindparam("hb_detail"))
+_HEARTBEAT_PROGRESS = update(LessonProgress.__table__).where(_P.id == bindparam("hb_progress_id")).values(
+    intervals=bindparam("hb_intervals"), covered_seconds=bindparam("hb_covered_seconds"),
+    completed_at=bindparam("hb_completed_at"), status=bindparam("hb_status"),
+    # settled_at changes with the status only (``_progress_after`` says when)
+    settled_at=case((bindparam("hb_status_changed", type_=Boolean), bindparam("hb_settled_at", type_=UTCDateTime())),
+                    else_=_P.settled_at),
+    last_access_at=bindparam("hb_now"), last_access_ip=bindparam("hb_ip"))
+_HEARTBEAT_VIEW = update(LessonView.__table__).where(_V.id == bindparam("hb_view_id")).values(
+    last_heartbeat_at=bindparam("hb_now"),
+    position_seconds=func.coalesce(bindparam("hb_position", type_=Float()), _V.position_seconds),
+    credited_seconds=bindparam("hb_view_credited"), suspicious_excess_seconds=bindparam("hb_view_excess"),
+    played_since_challenge=bindparam("hb_played"), next_challenge_after_seconds=bindparam("hb_threshold"))
+# PostgreSQL: the three in one statement, one round trip (data-modifying WITH; each part
+# sees the snapshot of the statement's start and they touch different tables). SQLite has
+# no data-modifying WITH: the three statements in this order.
+_HEARTBEAT_WRITE = _HEARTBEAT_VIEW.add_cte(_HEARTBEAT_EVENT.cte("ev"), _HEARTBEAT_PROGRESS.cte("pr"))
+_HEARTBEAT_WRITES_SQLITE = (_HEARTBEAT_EVENT, _HEARTBEAT_PROGRESS, _HEARTBEAT_VIEW)
+_ISSUE_CHALLENGE = update(LessonView.__table__).where(_V.id == bindparam("hb_view_id")).values(
+    challenge_id=bindparam("hb_challenge_id"), challenge_code=bindparam("hb_challenge_code"),
+    challenge_issued_at=bindparam("hb_now"))
 
 
-def _heartbeat_rows(user: User, view_id: int) -> tuple[LessonView, Lesson, LessonProgress]:
-    """``_own_view``, the view's lesson and ``_progress_locked`` of it, read together when
-    the progress row exists (on SQLite a no-op write takes the database's write lock
-    first, as ``_locked`` does)."""
-    if _sqlite():
-        db.session.execute(update(LessonView).where(LessonView.id == view_id).values(id=LessonView.id)
-                           .execution_options(synchronize_session=False))
-    row = db.session.execute(_VIEW_LESSON_PROGRESS, {"view_id": view_id}).first()
+def _heartbeat_row(conn, user: User, view_id: int, sqlite: bool):
+    """The heartbeat's read (``_HEARTBEAT_READ``), view and progress locked: 404 when the
+    view is not ``user``'s, 409 ``view_ended`` once it has ended (``_check_own_view``). A
+    missing progress row is created (``_progress_locked``) and the read repeated."""
+    params = {"hb_view_id": view_id, "hb_learner_id": user.id}
+    if sqlite:
+        conn.execute(_SQLITE_VIEW_LOCK, params)
+    row = conn.execute(_HEARTBEAT_READ, params).first()
     if row is None:
         view = _own_view(user, view_id)
-        lesson = db.session.get(Lesson, view.lesson_id)
-        return view, lesson, _progress_locked(view.learner_id, lesson)
-    view = _check_own_view(user, row[0])
-    return view, row[1], row[2]
+        _progress_locked(view.learner_id, db.session.get(Lesson, view.lesson_id))
+        row = conn.execute(_HEARTBEAT_READ, params).first()
+    if row.ended_at is not None:
+        raise _view_ended(row.end_reason)
+    return row
 
 
 def _check_own_view(user: User, view: LessonView | None) -> LessonView:
     if view is None or view.learner_id != user.id:
         raise not_found("view")
     if view.ended_at is not None:
-        raise ApiError(409, "view_ended", f"this view has ended ({view.end_reason}); open a new one",
-                       extra={"end_reason": view.end_reason})
+        raise _view_ended(view.end_reason)
     return view
+
+
+def _view_ended(end_reason: str | None) -> ApiError:
+    return ApiError(409, "view_ended", f"this view has ended ({end_reason}); open a new one",
+                    extra={"end_reason": end_reason})
 
 
 def _challenge_dict(view: LessonView) -> dict | None:
@@ -280,83 +336,109 @@ def start_view(user: User, lesson_id: int, *, ip: str | None, device: str | None
 def heartbeat(user: User, view_id: int, segments: list, *, ip: str | None, device: str | None) -> dict:
     """Credit a heartbeat (ATT-4) and answer with the lesson's progress. ``segments`` has
     been validated (``rules.segment_problem``) before anything is written. Committed
-    before the answer: a heartbeat answered 200 is durable."""
-    view, lesson, progress = _heartbeat_rows(user, view_id)
+    before the answer: a heartbeat answered 200 is durable.
+
+    Round trips on PostgreSQL: the locked read, one write statement (viewing-log row,
+    progress, view), COMMIT — and, when a presence challenge is issued, two more."""
+    conn = db.session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    row = _heartbeat_row(conn, user, view_id, sqlite)
     now = clock.now()
-    length = lesson_length(lesson)
-    since = view.last_heartbeat_at or view.started_at
-    elapsed = (now - since).total_seconds()
+    length = rules.timeline_length(row.kind, row.duration_seconds, row.frames)
+    max_rate = max_playback_rate()
+    elapsed = (now - (row.last_heartbeat_at or row.started_at)).total_seconds()
     claimed = [[float(a), float(b)] for a, b in segments]
+    intervals = row.intervals or []
+    covered, completed_at, status, status_changed = row.covered_seconds, row.completed_at, row.status, False
+    view_credited = row.credited_seconds or 0.0
+    view_excess = row.suspicious_excess_seconds or 0.0
+    played = row.played_since_challenge or 0.0
+    pending = row.challenge_id is not None
 
-    if view.challenge_id is not None:
+    if pending:
         # ATT-4: nothing more is credited until the challenge is answered.
-        credit = rules.credit_heartbeat(intervals=progress.intervals or [], segments=[], length=length,
-                                        elapsed_seconds=elapsed, max_rate=max_playback_rate())
+        credit = rules.credit_heartbeat(intervals=intervals, segments=[], length=length,
+                                        elapsed_seconds=elapsed, max_rate=max_rate)
         position = rules.play_position(claimed, length)
-        _event(view, HEARTBEAT, now, ip=ip, device=device, claimed=claimed, credited=[],
-               credited_seconds=0.0, excess_seconds=0.0, detail="challenge_pending")
+        credited, detail = [], "challenge_pending"
     else:
-        view_left = rules.view_credit_left(view_elapsed_seconds=(now - view.started_at).total_seconds(),
-                                           credited_seconds=view.credited_seconds or 0.0,
-                                           max_rate=max_playback_rate())
-        credit = rules.credit_heartbeat(intervals=progress.intervals or [], segments=claimed, length=length,
-                                        elapsed_seconds=elapsed, max_rate=max_playback_rate(),
-                                        view_left=view_left)
+        view_left = rules.view_credit_left(view_elapsed_seconds=(now - row.started_at).total_seconds(),
+                                           credited_seconds=view_credited, max_rate=max_rate)
+        credit = rules.credit_heartbeat(intervals=intervals, segments=claimed, length=length,
+                                        elapsed_seconds=elapsed, max_rate=max_rate, view_left=view_left)
         position = credit.position_seconds
-        _event(view, HEARTBEAT, now, ip=ip, device=device, claimed=claimed, credited=credit.credited,
-               credited_seconds=credit.credited_seconds, excess_seconds=credit.excess_seconds)
-        view.credited_seconds = (view.credited_seconds or 0.0) + credit.credited_seconds
-        view.suspicious_excess_seconds = (view.suspicious_excess_seconds or 0.0) + credit.excess_seconds
-        view.played_since_challenge = (view.played_since_challenge or 0.0) + credit.credited_seconds
-        if credit.credited:
-            _apply_to_progress(progress, lesson, credit.credited, now, length)
-    view.last_heartbeat_at = now
-    if position is not None:
-        view.position_seconds = position
-    progress.last_access_at = now
-    progress.last_access_ip = ip
+        credited, detail = credit.credited, None
+        view_credited += credit.credited_seconds
+        view_excess += credit.excess_seconds
+        played += credit.credited_seconds
+        if credited:
+            intervals, covered, completed_at, status, status_changed = _progress_after(
+                row, user.id, credited, now, length)
 
-    complete = bool(length) and progress.covered_seconds >= length
+    complete = bool(length) and covered >= length
+    threshold = row.next_challenge_after_seconds
+    issued = None
     if challenges_on():
-        if view.next_challenge_after_seconds is None:
-            view.next_challenge_after_seconds = _challenge_threshold()
-        if rules.challenge_due(played_since=view.played_since_challenge or 0.0,
-                               threshold=view.next_challenge_after_seconds,
-                               pending=view.challenge_id is not None, complete=complete):
-            view.challenge_id = secrets.token_hex(8)
-            view.challenge_code = "".join(secrets.choice("0123456789")
-                                          for _ in range(rules.CHALLENGE_CODE_DIGITS))
-            view.challenge_issued_at = now
-            _event(view, CHALLENGE, now, ip=ip, device=device, detail=view.challenge_id)
-    answer = {
-        "view_id": view.id, "progress": _fraction(progress, length), "completed": complete,
-        "credited_seconds": credit.credited_seconds, "discarded_seconds": credit.excess_seconds,
-        "covered_seconds": progress.covered_seconds, "duration_seconds": length,
-        "status": progress.status, "intervals": list(progress.intervals or []),
+        if threshold is None:
+            threshold = _challenge_threshold()
+        if rules.challenge_due(played_since=played, threshold=threshold, pending=pending, complete=complete):
+            issued = {"id": secrets.token_hex(8),
+                      "code": "".join(secrets.choice("0123456789") for _ in range(rules.CHALLENGE_CODE_DIGITS))}
+
+    params = {
+        # the viewing-log row
+        "hb_view_id": view_id, "hb_learner_id": user.id, "hb_lesson_id": row.lesson_id,
+        "hb_course_id": row.course_id, "hb_now": now, "hb_ip": ip, "hb_device": device, "hb_claimed": claimed,
+        "hb_credited": credited, "hb_credited_seconds": float(credit.credited_seconds),
+        "hb_excess_seconds": float(credit.excess_seconds), "hb_detail": detail,
+        # the progress row
+        "hb_progress_id": row.progress_id, "hb_intervals": intervals, "hb_covered_seconds": covered,
+        "hb_completed_at": completed_at, "hb_status": status, "hb_status_changed": status_changed,
+        "hb_settled_at": None if status == rules.PENDING else now,
+        # the view
+        "hb_position": position, "hb_view_credited": view_credited, "hb_view_excess": view_excess,
+        "hb_played": played, "hb_threshold": threshold,
     }
-    challenge = _challenge_dict(view)
-    if challenge:
+    if sqlite:
+        for stmt in _HEARTBEAT_WRITES_SQLITE:
+            conn.execute(stmt, params)
+    else:
+        conn.execute(_HEARTBEAT_WRITE, params)
+    if issued is not None:  # a presence challenge, logged after the heartbeat's row
+        conn.execute(_ISSUE_CHALLENGE, {"hb_view_id": view_id, "hb_challenge_id": issued["id"],
+                                        "hb_challenge_code": issued["code"], "hb_now": now})
+        _event_row(view_id, user.id, row.lesson_id, row.course_id, CHALLENGE, now,
+                   ip=ip, device=device, detail=issued["id"])
+    answer = {
+        "view_id": view_id,
+        "progress": rules.lesson_progress_fraction(covered=covered, length=length, completed=complete),
+        "completed": complete,
+        "credited_seconds": float(credit.credited_seconds), "discarded_seconds": float(credit.excess_seconds),
+        "covered_seconds": covered, "duration_seconds": length, "status": status,
+        "intervals": [[float(a), float(b)] for a, b in intervals],
+    }
+    challenge = issued or ({"id": row.challenge_id, "code": row.challenge_code} if pending else None)
+    if challenge is not None:
         answer["challenge"] = challenge
     db.session.commit()
     return answer
 
 
-def _apply_to_progress(progress: LessonProgress, lesson: Lesson, credited, now: datetime, length: int) -> None:
-    """Add credited spans to the learner's progress; record the first instant of full
-    coverage; store the status the rules give now (ATT-1, ATT-2)."""
-    intervals, covered = rules.apply_credit(progress.intervals or [], credited, length)
-    progress.intervals = intervals
-    progress.covered_seconds = covered
-    if progress.completed_at is None and length and covered >= length:
-        progress.completed_at = now
-    status = rules.lesson_status(completed_at=progress.completed_at, deadline=lesson.attendance_deadline,
-                                 now=now, excused=progress.status == rules.EXCUSED)
-    if status != progress.status and status != rules.ATTENDED:
-        status = rules.lesson_status(completed_at=progress.completed_at, deadline=lesson.attendance_deadline,
-                                     now=now, excused=is_excused(progress.learner_id, lesson.id))
-    if status != progress.status:
-        progress.status = status
-        progress.settled_at = None if status == rules.PENDING else now
+def _progress_after(row, learner_id: int, credited, now: datetime, length: int) -> tuple:
+    """The progress row ``row`` after adding credited spans: (intervals, covered seconds,
+    completed_at — the first instant of full coverage —, the status the rules give now
+    (ATT-1, ATT-2), whether that status changed)."""
+    intervals, covered = rules.apply_credit(row.intervals or [], credited, length)
+    completed_at = row.completed_at
+    if completed_at is None and length and covered >= length:
+        completed_at = now
+    deadline = row.attendance_deadline
+    status = rules.lesson_status(completed_at=completed_at, deadline=deadline, now=now,
+                                 excused=row.status == rules.EXCUSED)
+    if status != row.status and status != rules.ATTENDED:
+        status = rules.lesson_status(completed_at=completed_at, deadline=deadline, now=now,
+                                     excused=is_excused(learner_id, row.lesson_id))
+    return intervals, covered, completed_at, status, status != row.status
 
 
 def answer_challenge(user: User, view_id: int, challenge_id: str, code: str, *,
