@@ -115,10 +115,10 @@ def check_addresses(exam: Exam, learner: User, pairs: list[tuple[str, str]], now
     return allowed
 
 
-def record_addresses(attempt: Attempt, allowed: dict, now: datetime, *, fresh: bool = False) -> list[tuple[str, str]]:
-    """Append the attempt's new addresses; returns those that were new to it. ``fresh``:
-    the attempt was created in this transaction (it has none yet)."""
-    have = set() if fresh else attempt_addresses(attempt.id)
+def record_addresses(attempt: Attempt, allowed: dict, now: datetime) -> list[tuple[str, str]]:
+    """Append the addresses of ``allowed`` the attempt has not used yet; returns them. (A new
+    attempt's addresses are written with it: ``lms.exams.service._insert_attempt``.)"""
+    have = attempt_addresses(attempt.id)
     new = []
     for (kind, value), exc_id in allowed.items():
         if (kind, value) in have:
