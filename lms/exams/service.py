@@ -404,8 +404,9 @@ class _Choices:
 _ATTEMPT_COLUMNS = ("exam_id", "learner_id", "started_at", "deadline", "submitted_at", "submit_reason", "ip",
                     "device", "seed", "score", "needs_grading", "is_makeup", "cheating_found", "makeup_request_id")
 # PostgreSQL: the attempt, its items, its addresses and its ``started`` event in one
-# statement (one round trip; items and addresses as arrays, so the statement's text and
-# its parameters are the same whatever the number of items).
+# statement (one round trip). Items and addresses come as one JSON array each, so the
+# statement's text and parameters are the same whatever their number; positions are the
+# items' ordinals; a choice order stays JSON (null for an item without choices).
 _INSERT_ATTEMPT_PG = text("""
 WITH a AS (
     INSERT INTO attempt (exam_id, learner_id, started_at, deadline, submitted_at, submit_reason, ip, device, seed,
@@ -415,14 +416,12 @@ WITH a AS (
     RETURNING id),
 i AS (
     INSERT INTO attempt_item (attempt_id, item_id, item_version_id, position, choice_order)
-    SELECT a.id, t.item_id, t.version_id, t.position, CAST(t.choice_order AS json)
-    FROM a, unnest(CAST(:item_ids AS integer[]), CAST(:version_ids AS integer[]), CAST(:orders AS text[]))
-         WITH ORDINALITY AS t(item_id, version_id, choice_order, position)),
+    SELECT a.id, CAST(t.e->>0 AS integer), CAST(t.e->>1 AS integer), t.position, t.e->2
+    FROM a, json_array_elements(CAST(:items AS json)) WITH ORDINALITY AS t(e, position)),
 d AS (
     INSERT INTO attempt_address (attempt_id, exam_id, learner_id, kind, value, seen_at, exception_id)
-    SELECT a.id, :exam_id, :learner_id, t.kind, t.value, :started_at, t.exception_id
-    FROM a, unnest(CAST(:kinds AS varchar[]), CAST(:values AS varchar[]), CAST(:exception_ids AS integer[]))
-         AS t(kind, value, exception_id)),
+    SELECT a.id, :exam_id, :learner_id, t.e->>0, t.e->>1, :started_at, CAST(t.e->>2 AS integer)
+    FROM a, json_array_elements(CAST(:addresses AS json)) AS t(e)),
 e AS (
     INSERT INTO attempt_event (attempt_id, exam_id, learner_id, at, kind, ip, device, detail)
     SELECT a.id, :exam_id, :learner_id, :started_at, :kind, :ip, :device, :detail FROM a)
@@ -442,10 +441,8 @@ def _insert_attempt(attempt: SimpleNamespace, items: list[tuple[int, int, list[i
     row = {c: getattr(attempt, c) for c in _ATTEMPT_COLUMNS}
     if not is_sqlite():
         return db.session.connection().execute(_INSERT_ATTEMPT_PG, {
-            **row, "item_ids": [i for i, _v, _o in items], "version_ids": [v for _i, v, _o in items],
-            "orders": [json.dumps(o) for _i, _v, o in items], "kinds": [k for k, _v, _e in addresses],
-            "values": [v for _k, v, _e in addresses], "exception_ids": [e for _k, _v, e in addresses],
-            "kind": STARTED, "detail": detail}).scalar_one()
+            **row, "items": json.dumps(items), "addresses": json.dumps(addresses), "kind": STARTED,
+            "detail": detail}).scalar_one()
     attempt_id = db.session.execute(_ATTEMPT_INSERT, row).inserted_primary_key[0]
     db.session.execute(_ATTEMPT_ITEM_INSERT, [
         {"attempt_id": attempt_id, "item_id": i, "item_version_id": v, "position": n, "choice_order": o}
