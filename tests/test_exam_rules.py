@@ -158,6 +158,20 @@ def test_exm3_same_seed_reproduces_the_draw_other_seeds_differ():
     assert len(sets) == 20
 
 
+def test_exm3_draw_is_pinned_for_a_fixed_seed_and_bank():
+    """Stored seeds must keep reproducing their attempts' draws (the inspectors' draw-check
+    recomputes them): the draw of a fixed seed and bank, as the code of 2026-12 gives it."""
+    pools = {"easy": [31, 5, 17, 8, 42, 11], "medium": [60, 12, 29, 44, 3, 21, 9], "hard": [70, 71, 72, 73, 74, 75]}
+    choices = {i: (4 if i % 3 else 0) for p in pools.values() for i in p}
+    choices[44] = 5
+    assert rules.draw("0123456789abcdef0123456789abcdef", pools, {"easy": 2, "medium": 3, "hard": 2}, choices) == [
+        (21, None), (29, [1, 2, 3, 0]), (70, [2, 1, 3, 0]), (60, None), (31, [3, 1, 2, 0]), (17, [3, 0, 2, 1]),
+        (74, [2, 3, 0, 1])]
+    assert rules.draw("fixed-seed", pools, {"easy": 6, "medium": 1, "hard": 0}, choices) == [
+        (8, [2, 1, 3, 0]), (11, [2, 0, 3, 1]), (5, [1, 3, 2, 0]), (42, None), (31, [3, 2, 1, 0]), (9, None),
+        (17, [0, 2, 3, 1])]
+
+
 def test_exm3_draw_refuses_a_pool_too_small():
     with pytest.raises(ValueError):
         rules.draw("x", {"easy": [1, 2]}, {"easy": 3}, {})

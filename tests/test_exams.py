@@ -348,6 +348,52 @@ def test_wrong_item_other_learners_attempt_and_bad_bodies(w):
                                   headers=w.h("lea")), 404, "not_found")
 
 
+def test_start_answer_is_the_stored_draw_in_the_schemas_shape(app, client, users):
+    """The start's answer is built from the values in hand (not read back nor passed through
+    the output schema): it must be exactly AttemptOut's shape, show what the attempt stored
+    (the learner's GET shows the same items), and follow rules.draw for the stored seed over
+    the bank (every kind: choice orders of items without choices stored as null)."""
+    from exam_world import item_body
+    from lms.exams import rules
+    from lms.exams.api import AttemptOut
+
+    kinds = ("single_choice", "short_answer", "multiple_choice", "essay")
+    w = ExamWorld(app, client, users, bank=9, kinds=kinds)
+    exam = w.exam(items_per_difficulty={"easy": 3, "medium": 3, "hard": 2})
+    w.goto(OPENS)
+    r = w.start("lea", exam["id"], **{"X-LMS-Device": "dev-lea"})
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert AttemptOut().dump(body) == body and r.headers["Content-Type"] == "application/json"
+    assert set(body) == {"attempt_id", "exam_id", "learner_id", "started_at", "deadline", "submitted_at",
+                         "submit_reason", "open", "remaining_seconds", "ip", "device", "seed", "score",
+                         "needs_grading", "is_makeup", "cheating_found", "items"}
+    assert body["seed"] is None and body["open"] is True and body["remaining_seconds"] in (3599, 3600)
+    assert body["ip"] == "127.0.0.1" and body["device"] == "dev-lea" and body["is_makeup"] is False
+    got = w.client.get(f"/api/v1/attempts/{body['attempt_id']}", headers=w.h("lea")).get_json()
+    assert got["items"] == body["items"] and got["deadline"] == body["deadline"]
+    assert got["started_at"] == body["started_at"]
+    with app.app_context():
+        from lms.db import db
+        from lms.exams.models import Attempt, AttemptItem
+
+        seed = db.session.get(Attempt, body["attempt_id"]).seed
+        stored = list(db.session.scalars(select(AttemptItem).where(AttemptItem.attempt_id == body["attempt_id"])
+                                         .order_by(AttemptItem.position)))
+        db.session.remove()
+    bodies = {item_id: item_body(level, kinds[n % len(kinds)], n)
+              for level, ids in w.item_ids.items() for n, item_id in enumerate(ids)}
+    choice_counts = {i: len(b.get("choices") or []) for i, b in bodies.items()}
+    expected = rules.draw(seed, w.item_ids, {"easy": 3, "medium": 3, "hard": 2}, choice_counts)
+    assert [(a.item_id, a.choice_order) for a in stored] == expected
+    assert [a.position for a in stored] == list(range(1, 9))
+    for shown, (item_id, order) in zip(body["items"], expected):
+        b = bodies[item_id]
+        assert shown["id"] == item_id and shown["kind"] == b["kind"] and shown["prompt"] == b["prompt"]
+        assert shown["choices"] == ([b["choices"][i] for i in order] if order else None)
+        assert shown["points"] == float(b["points"]) and shown["answer"] is None
+
+
 def test_resume_returns_the_same_attempt_with_saved_answers(w):
     exam = w.exam()
     w.goto(OPENS)

@@ -212,6 +212,40 @@ def test_exm9_documented_exception_allows_a_shared_ip_and_is_logged(w, live_serv
     assert_api_error(r, 400, "invalid_request")
 
 
+def test_exm9_an_ip_exception_is_recorded_and_leaves_the_device_check(w, app):
+    """IP and device are checked in one statement with the exceptions: an exception for the
+    IP lets a second learner share it (the address row names the exception), while the
+    device stays checked; a refusal writes no attempt and is logged."""
+    exam = w.exam()
+    w.goto(OPENS)
+    r = w.client.post(f"/api/v1/exams/{exam['id']}/exceptions",
+                      json={"kind": "ip", "value": "10.9.0.1", "reason": "감독관 입회 시험장"}, headers=w.ah())
+    assert r.status_code == 201, r.get_json()
+    exc_id = r.get_json()["id"]
+
+    def go(name, ip, device):
+        return w.client.post(f"/api/v1/exams/{exam['id']}/attempts", json={"otp": w.users.code(name)},
+                             headers={**w.h(name), "X-LMS-Device": device}, environ_base={"REMOTE_ADDR": ip})
+
+    assert go("lea", "10.9.0.1", "dev-a").status_code == 201
+    assert go("leb", "10.9.0.1", "dev-b").status_code == 201
+    r = go("lec", "10.9.0.2", "dev-a")
+    assert_api_error(r, 403, "duplicate_device")
+    assert [e["detail"] for e in access_log(app, "exam_blocked")] == [f"exam {exam['id']}: duplicate_device"]
+    with app.app_context():
+        from sqlalchemy import select
+
+        from lms.db import db
+        from lms.proctoring.models import AttemptAddress
+
+        rows = db.session.execute(select(AttemptAddress.learner_id, AttemptAddress.kind, AttemptAddress.value,
+                                         AttemptAddress.exception_id).order_by(AttemptAddress.id)).all()
+        db.session.remove()
+    lea, leb = w.ids["lea"], w.ids["leb"]
+    assert [tuple(r) for r in rows] == [(lea, "ip", "10.9.0.1", exc_id), (lea, "device", "dev-a", None),
+                                        (leb, "ip", "10.9.0.1", exc_id), (leb, "device", "dev-b", None)]
+
+
 def test_exm9_safe_exam_browser_required(w, live_server):
     key = "seb-config-key-0123456789abcdef"
     exam = w.exam(requires_seb=True, seb_config_key=key)

@@ -179,20 +179,28 @@ def complete_login(ticket: str, code: str, *, kind: str) -> tuple[User, str]:
     return user, token
 
 
-def consume_otp(user: User, code: str, now) -> bool:
+def consume_otp(user: User, code: str, now, otp_columns: tuple[str, int | None] | None = None) -> bool:
     """Accept ``code`` once: the matched step is recorded with a conditional update, so
-    a replayed code (or two requests racing with one code) fails."""
-    step = rules.match_otp_step(user.otp_secret, code, now, user.otp_last_step)
+    a replayed code (or two requests racing with one code) fails. ``otp_columns``: the
+    user's (otp_secret, otp_last_step) when the caller has already read them (no load)."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    secret, last_step = otp_columns if otp_columns is not None else (user.otp_secret, user.otp_last_step)
+    step = rules.match_otp_step(secret, code, now, last_step)
     if step is None:
         return False
-    changed = db.session.execute(
-        update(User).where(User.id == user.id)
-        .where(or_(User.otp_last_step.is_(None), User.otp_last_step < step))
-        .values(otp_last_step=step)
+    # The conditional update decides (the value read above may be stale). Plain SQL on the
+    # session's connection: no statement to build and no session synchronisation (which
+    # could load the user's columns) — it runs at every exam start.
+    from sqlalchemy import text
+
+    changed = db.session.connection().execute(text(
+        f"UPDATE {User.__tablename__} SET otp_last_step = :step"
+        " WHERE id = :id AND (otp_last_step IS NULL OR otp_last_step < :step)"), {"step": step, "id": user.id}
     ).rowcount
     if changed != 1:
         return False
-    user.otp_last_step = step
+    set_committed_value(user, "otp_last_step", step)  # as stored, without a second UPDATE at flush
     return True
 
 

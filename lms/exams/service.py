@@ -20,17 +20,19 @@ Lock order: the attempt row (``lock_row``), then address locks.
 """
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import date, datetime
+from types import SimpleNamespace
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, and_, bindparam, cast, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from lms import clock
 from lms.auth.models import User
 from lms.content.models import Course, Syllabus
-from lms.content.service import course_for_viewer, get_course, is_enrolled, staff_roles
-from lms.db import db, is_sqlite, lock_row
+from lms.content.service import course_for_viewer, get_course, staff_roles
+from lms.db import UTCDateTime, db, is_sqlite, lock_row
 from lms.enrolment.models import Enrollment
 from lms.errors import ApiError, RuleViolation, forbidden, not_found
 from lms.exams import items as bank
@@ -38,6 +40,7 @@ from lms.exams import rules
 from lms.exams.models import Attempt, AttemptEvent, AttemptItem, Exam, Item, ItemVersion, MakeupRequest
 from lms.proctoring import rules as proctor_rules
 from lms.proctoring import service as proctoring
+from lms.proctoring.models import AttemptAddress
 
 # AttemptEvent kinds (exam evidence).
 STARTED, RESUMED, ANSWER, IP_CHANGED, DEVICE_CHANGED, BLOCKED, INCIDENT = (
@@ -227,21 +230,45 @@ def _makeup_window(exam: Exam, learner_id: int) -> MakeupRequest | None:
                                                          MakeupRequest.status == "approved"))
 
 
+# What a start reads before its checks, in one round trip: the exam, its course's
+# institution, the learner's enrolment and attempt of it, the learner's OTP columns (EXM-8)
+# and disability flag (EXM-4). Built once (the statement's cache key is memoised).
+_START_FACTS = (
+    select(Exam.id, Exam.course_id, Exam.opens_at, Exam.closes_at, Exam.duration_minutes,
+           Exam.items_per_difficulty, Exam.announced_at, Exam.requires_seb, Exam.seb_config_key,
+           Course.institution_id,
+           select(Enrollment.id).where(Enrollment.course_id == Exam.course_id,
+                                       Enrollment.user_id == bindparam("user_id"),
+                                       Enrollment.status == "active").exists().label("enrolled"),
+           Attempt.id.label("attempt_id"), Attempt.deadline.label("attempt_deadline"),
+           Attempt.submitted_at.label("attempt_submitted_at"),
+           User.otp_secret, User.otp_last_step, User.disability)
+    .join(Course, Course.id == Exam.course_id)
+    .join(User, User.id == bindparam("user_id"))
+    .outerjoin(Attempt, and_(Attempt.exam_id == Exam.id, Attempt.learner_id == bindparam("user_id")))
+    .where(Exam.id == bindparam("exam_id")))
+
+
 def start_attempt(user: User, exam_id: int, otp: str, *, ip: str | None, device: str | None,
                   url: str, seb_header: str | None) -> tuple[dict, bool]:
     """Start (or resume) the learner's attempt. Returns (attempt dict, created)."""
     from lms.auth.service import consume_otp
 
-    exam, course = get_exam(exam_id, user)
-    if user.role != "learner" or not is_enrolled(course.id, user.id):
+    # Statements of plain columns go to the session's connection: the same transaction,
+    # without the ORM's per-statement and per-row work.
+    exam = db.session.connection().execute(_START_FACTS, {"exam_id": exam_id, "user_id": user.id}).first()
+    if exam is None:
+        raise not_found("exam")
+    if exam.institution_id != user.institution_id:
+        raise not_found("course")  # as get_course: 404 across institutions
+    if user.role != "learner" or not exam.enrolled:
         raise forbidden("only learners enrolled in the course sit its exams")
     if exam.announced_at is None:
         raise not_found("exam")
     proctoring.check_seb(exam, url, seb_header)
     now = clock.now()
-    existing = db.session.scalar(select(Attempt).where(Attempt.exam_id == exam.id, Attempt.learner_id == user.id))
     makeup = None
-    if existing is None:
+    if exam.attempt_id is None:
         closes_at = exam.closes_at
         if not rules.exam_open(now, exam.opens_at, exam.closes_at):
             makeup = _makeup_window(exam, user.id)
@@ -250,12 +277,9 @@ def start_attempt(user: User, exam_id: int, otp: str, *, ip: str | None, device:
                 raise ApiError(409, "exam_not_open", f"the exam {state}", extra={
                     "opens_at": clock.iso(exam.opens_at), "closes_at": clock.iso(exam.closes_at)})
             closes_at = makeup.window_closes_at
-    elif not rules.attempt_open(now, existing.deadline, existing.submitted_at):
+    elif not rules.attempt_open(now, exam.attempt_deadline, exam.attempt_submitted_at):
         raise ApiError(409, "attempt_closed", "your attempt of this exam is over")
-    # The request's user row was loaded with a few columns only: read both OTP columns in
-    # one statement rather than two lazy loads.
-    db.session.refresh(user, ["otp_secret", "otp_last_step"])
-    if not consume_otp(user, otp, now):
+    if not consume_otp(user, otp, now, (exam.otp_secret, exam.otp_last_step)):
         db.session.rollback()
         from lms.audit.service import log_access
 
@@ -269,20 +293,16 @@ def start_attempt(user: User, exam_id: int, otp: str, *, ip: str | None, device:
         db.session.rollback()
         _log_block(user, exam, None, exc, ip, device, now)
         raise
-    if existing is not None:
-        attempt = lock_row(Attempt, existing.id)
+    if exam.attempt_id is not None:
+        attempt = lock_row(Attempt, exam.attempt_id)
         new = proctoring.record_addresses(attempt, allowed, now)
         event(attempt, RESUMED, now, ip=ip, device=device)
         _address_events(attempt, new, now, ip, device)
         out = attempt_view(attempt)  # built before the commit, which would expire what it reads
         db.session.commit()
         return out, False
-    attempt = _create_attempt(exam, user, now, closes_at, ip, device, makeup)
-    proctoring.record_addresses(attempt, allowed, now, fresh=True)
-    event(attempt, STARTED, now, ip=ip, device=device,
-          detail=f"seed {attempt.seed}" + (f"; make-up request {makeup.id}" if makeup else ""))
-    out = attempt_view(attempt)
     try:
+        out = _create_attempt(exam, user.id, bool(exam.disability), now, closes_at, ip, device, makeup, allowed)
         db.session.commit()
     except IntegrityError:  # the same learner started twice at once: the other one won
         db.session.rollback()
@@ -306,41 +326,136 @@ def _address_events(attempt: Attempt, new: list[tuple[str, str]], now, ip, devic
               detail=f"{kind} {value}")
 
 
-def _create_attempt(exam: Exam, user: User, now: datetime, closes_at: datetime, ip, device,
-                    makeup: MakeupRequest | None) -> Attempt:
+# The candidate items of a draw. They are share-locked first (an in-place item edit takes
+# FOR UPDATE on its item): the draw then reads versions no edit is changing, and an edit
+# waiting behind it sees this attempt's rows and makes a new version instead. The read is a
+# statement of its own: a statement sees the database as it was when it began, before any
+# wait for a lock, so a read that waited would miss the edit it waited for.
+_CANDIDATES = (Item.course_id == bindparam("course_id"), Item.active.is_(True),
+               Item.difficulty.in_(bindparam("levels", expanding=True)))
+_DRAW_LOCK = select(Item.id).where(*_CANDIDATES).with_for_update(read=True)
+_DRAW_READ = (select(Item.id, Item.difficulty, ItemVersion.id, ItemVersion.kind, ItemVersion.prompt,
+                     cast(ItemVersion.choices, Text), ItemVersion.points)
+              .join(ItemVersion, (ItemVersion.item_id == Item.id) & (ItemVersion.version == Item.current_version))
+              .where(*_CANDIDATES))
+
+
+def _create_attempt(exam, learner_id: int, disability: bool, now: datetime, closes_at: datetime, ip, device,
+                    makeup: MakeupRequest | None, allowed: dict) -> dict:
+    """Draw the items (EXM-3), write the attempt, its items, its addresses (EXM-9) and its
+    ``started`` event (EXM-10), and return the attempt as its learner sees it (as
+    ``attempt_view`` would), built from the values in hand. ``exam``: the start's row."""
     counts = {lv: n for lv, n in exam.items_per_difficulty.items() if n > 0}
-    candidates = (Item.course_id == exam.course_id, Item.active.is_(True), Item.difficulty.in_(list(counts)))
+    params = {"course_id": exam.course_id, "levels": list(counts)}
+    conn = db.session.connection()
     if not is_sqlite():
-        # Share-lock the candidate items first (an in-place item edit takes FOR UPDATE on
-        # its item): the draw then reads versions no edit is changing, and an edit waiting
-        # behind it sees this attempt's rows and makes a new version instead.
-        db.session.execute(select(Item.id).where(*candidates).with_for_update(read=True))
-    rows = db.session.execute(
-        select(Item.id, Item.difficulty, ItemVersion.id, ItemVersion.choices)
-        .join(ItemVersion, (ItemVersion.item_id == Item.id) & (ItemVersion.version == Item.current_version))
-        .where(*candidates)).all()
+        conn.execute(_DRAW_LOCK, params)
     pools: dict[str, list[int]] = {}
-    version_of, choices_of = {}, {}
-    for item_id, level, version_id, choices in rows:
+    content, choices = {}, _Choices()
+    for item_id, level, version_id, kind, prompt, choices_json, points in conn.execute(_DRAW_READ, params):
         pools.setdefault(level, []).append(item_id)
-        version_of[item_id] = version_id
-        choices_of[item_id] = len(choices or [])
+        content[item_id] = (version_id, kind, prompt, points)
+        choices.json[item_id] = choices_json
     short = {lv: len(pools.get(lv, [])) for lv, n in counts.items() if len(pools.get(lv, [])) < n}
     if short:
         raise RuleViolation(["EXM-5"], "the item bank no longer holds enough items to draw this exam",
                             details={"available": short, "drawn": counts})
     seed = secrets.token_hex(16)
-    drawn = rules.draw(seed, pools, counts, choices_of)
-    attempt = Attempt(exam_id=exam.id, learner_id=user.id, started_at=now,
-                      deadline=rules.attempt_deadline(now, exam.duration_minutes, bool(user.disability), closes_at),
-                      ip=ip, device=device, seed=seed, is_makeup=makeup is not None,
-                      makeup_request_id=makeup.id if makeup else None)
-    db.session.add(attempt)
-    db.session.flush()
-    db.session.add_all(AttemptItem(attempt_id=attempt.id, item_id=item_id, item_version_id=version_of[item_id],
-                                   position=i, choice_order=order) for i, (item_id, order) in enumerate(drawn, 1))
-    db.session.flush()
-    return attempt
+    drawn = rules.draw(seed, pools, counts, choices)
+    # The attempt's values, read by attempt_summary as an Attempt's attributes.
+    attempt = SimpleNamespace(exam_id=exam.id, learner_id=learner_id, started_at=now,
+                              deadline=rules.attempt_deadline(now, exam.duration_minutes, disability, closes_at),
+                              submitted_at=None, submit_reason=None, ip=ip, device=device, seed=seed, score=None,
+                              needs_grading=False, is_makeup=makeup is not None, cheating_found=False,
+                              makeup_request_id=makeup.id if makeup else None)
+    items, shown = [], []
+    for position, (item_id, order) in enumerate(drawn, 1):
+        version_id, kind, prompt, points = content[item_id]
+        items.append((item_id, version_id, order))
+        shown.append({"id": item_id, "position": position, "kind": kind, "prompt": prompt,
+                      "choices": [choices.of(item_id)[i] for i in order] if order else None, "points": points,
+                      "answer": None})
+    detail = f"seed {seed}" + (f"; make-up request {makeup.id}" if makeup else "")
+    attempt.id = _insert_attempt(attempt, items, [(k, v, exc) for (k, v), exc in allowed.items()], detail)
+    out = attempt_summary(attempt, now)
+    out["items"] = shown
+    return out
+
+
+class _Choices:
+    """The candidate items' choices, kept as the JSON text read and parsed on first use.
+    ``get`` is the draw's ``choice_counts`` (item id → number of choices), which it asks
+    of the drawn items only."""
+
+    def __init__(self):
+        self.json: dict[int, str | None] = {}
+        self._lists: dict[int, list | None] = {}
+
+    def of(self, item_id: int) -> list | None:
+        if item_id not in self._lists:
+            raw = self.json[item_id]
+            self._lists[item_id] = None if raw is None else json.loads(raw)
+        return self._lists[item_id]
+
+    def get(self, item_id: int, default: int = 0) -> int:
+        return len(self.of(item_id) or []) if item_id in self.json else default
+
+
+_ATTEMPT_COLUMNS = ("exam_id", "learner_id", "started_at", "deadline", "submitted_at", "submit_reason", "ip",
+                    "device", "seed", "score", "needs_grading", "is_makeup", "cheating_found", "makeup_request_id")
+# PostgreSQL: the attempt, its items, its addresses and its ``started`` event in one
+# statement (one round trip). Items and addresses come as one JSON array each, so the
+# statement's text and parameters are the same whatever their number; positions are the
+# items' ordinals; a choice order stays JSON (null for an item without choices).
+_INSERT_ATTEMPT_PG = text("""
+WITH a AS (
+    INSERT INTO attempt (exam_id, learner_id, started_at, deadline, submitted_at, submit_reason, ip, device, seed,
+                         score, needs_grading, is_makeup, cheating_found, makeup_request_id)
+    VALUES (:exam_id, :learner_id, :started_at, :deadline, :submitted_at, :submit_reason, :ip, :device, :seed,
+            :score, :needs_grading, :is_makeup, :cheating_found, :makeup_request_id)
+    RETURNING id),
+i AS (
+    INSERT INTO attempt_item (attempt_id, item_id, item_version_id, position, choice_order)
+    SELECT a.id, CAST(t.e->>0 AS integer), CAST(t.e->>1 AS integer), t.position, t.e->2
+    FROM a, json_array_elements(CAST(:items AS json)) WITH ORDINALITY AS t(e, position)),
+d AS (
+    INSERT INTO attempt_address (attempt_id, exam_id, learner_id, kind, value, seen_at, exception_id)
+    SELECT a.id, :exam_id, :learner_id, t.e->>0, t.e->>1, :started_at, CAST(t.e->>2 AS integer)
+    FROM a, json_array_elements(CAST(:addresses AS json)) AS t(e)),
+e AS (
+    INSERT INTO attempt_event (attempt_id, exam_id, learner_id, at, kind, ip, device, detail)
+    SELECT a.id, :exam_id, :learner_id, :started_at, :kind, :ip, :device, :detail FROM a)
+SELECT id FROM a
+""").bindparams(bindparam("started_at", type_=UTCDateTime()), bindparam("deadline", type_=UTCDateTime()),
+                bindparam("submitted_at", type_=UTCDateTime()))
+_ATTEMPT_INSERT = Attempt.__table__.insert()
+_ATTEMPT_ITEM_INSERT = AttemptItem.__table__.insert()
+_ADDRESS_INSERT = AttemptAddress.__table__.insert()
+
+
+def _insert_attempt(attempt: SimpleNamespace, items: list[tuple[int, int, list[int] | None]],
+                    addresses: list[tuple[str, str, int | None]], detail: str) -> int:
+    """Append the new attempt's rows (bulk, no ORM objects); returns its id. Items keep
+    their drawn order as positions 1, 2, …; a choice order of None is stored as JSON null,
+    as the ORM stores it."""
+    row = {c: getattr(attempt, c) for c in _ATTEMPT_COLUMNS}
+    if not is_sqlite():
+        return db.session.connection().execute(_INSERT_ATTEMPT_PG, {
+            **row, "items": json.dumps(items), "addresses": json.dumps(addresses), "kind": STARTED,
+            "detail": detail}).scalar_one()
+    attempt_id = db.session.execute(_ATTEMPT_INSERT, row).inserted_primary_key[0]
+    db.session.execute(_ATTEMPT_ITEM_INSERT, [
+        {"attempt_id": attempt_id, "item_id": i, "item_version_id": v, "position": n, "choice_order": o}
+        for n, (i, v, o) in enumerate(items, 1)])
+    if addresses:
+        db.session.execute(_ADDRESS_INSERT, [
+            {"attempt_id": attempt_id, "exam_id": attempt.exam_id, "learner_id": attempt.learner_id, "kind": k,
+             "value": v, "seen_at": attempt.started_at, "exception_id": e} for k, v, e in addresses])
+    db.session.execute(_EVENT_INSERT, {"attempt_id": attempt_id, "exam_id": attempt.exam_id,
+                                       "learner_id": attempt.learner_id, "at": attempt.started_at,
+                                       "kind": STARTED, "ip": attempt.ip, "device": attempt.device,
+                                       "detail": detail})
+    return attempt_id
 
 
 def reproduce_draw(attempt: Attempt) -> list[tuple[int, list[int] | None]]:
@@ -410,8 +525,8 @@ def attempt_view(attempt: Attempt, *, for_learner: bool = True) -> dict:
     return out
 
 
-def attempt_summary(attempt: Attempt) -> dict:
-    now = clock.now()
+def attempt_summary(attempt: Attempt, now: datetime | None = None) -> dict:
+    now = now or clock.now()
     return {"attempt_id": attempt.id, "exam_id": attempt.exam_id, "learner_id": attempt.learner_id,
             "started_at": clock.iso(attempt.started_at), "deadline": clock.iso(attempt.deadline),
             "submitted_at": clock.iso(attempt.submitted_at), "submit_reason": attempt.submit_reason,

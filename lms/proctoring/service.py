@@ -2,20 +2,23 @@
 exceptions, Safe Exam Browser, incidents.
 
 **Race-free duplicate check.** Every check of an address takes a transaction-scoped lock
-on that address first (``lms.db.advisory_lock``: PostgreSQL advisory locks, shared by every
-web process; SQLite's single writer), then reads ``attempt_address`` and writes its own row
-before the transaction commits. Two learners starting at the same instant from one IP are
+on that address first (``lock_addresses``: PostgreSQL advisory locks as ``lms.db.advisory_lock``
+takes them, shared by every web process; SQLite's single writer), then reads
+``attempt_address`` (one statement for the IP and the device with their exceptions) and
+writes its own row before the transaction commits. Two learners starting at the same instant from one IP are
 serialised on the IP's lock: the second sees the first's row and is refused.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, text, union_all
 
 from lms import clock
 from lms.auth.models import User
-from lms.db import advisory_lock, db
+from lms.db import advisory_lock, db, is_sqlite
 from lms.errors import ApiError, not_found
 from lms.exams.models import Attempt, AttemptEvent, Exam
 from lms.proctoring import rules
@@ -33,53 +36,89 @@ def addresses(ip: str | None, device: str | None) -> list[tuple[str, str]]:
     return out
 
 
+def _lock_number(key: str) -> int:
+    """The PostgreSQL advisory-lock number of ``key``, as ``lms.db.advisory_lock`` computes it."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+# Both addresses' locks in one round trip. PostgreSQL evaluates a select list left to
+# right, so the locks are taken in the order of the keys (sorted, as advisory_lock does).
+_LOCK_TWO = text("SELECT pg_advisory_xact_lock(:a), pg_advisory_xact_lock(:b)")
+
+
 def lock_addresses(pairs: list[tuple[str, str]]) -> None:
-    advisory_lock(*(f"exam-address:{kind}:{value}" for kind, value in pairs))
+    keys = sorted({f"exam-address:{kind}:{value}" for kind, value in pairs})
+    if len(keys) == 2 and not is_sqlite():
+        db.session.connection().execute(_LOCK_TWO, {"a": _lock_number(keys[0]), "b": _lock_number(keys[1])})
+    else:
+        advisory_lock(*keys)
 
 
-def active_exception(exam_id: int, kind: str, value: str) -> ProctorException | None:
-    return db.session.scalar(select(ProctorException).where(
-        ProctorException.exam_id == exam_id, ProctorException.kind == kind, ProctorException.value == value,
-        ProctorException.revoked_at.is_(None)).limit(1))
+@functools.cache
+def _address_facts(n: int):
+    """Per (kind, value) of the request's ``n`` addresses (parameters k0, v0, k1, v1, …):
+    other learners' attempts that used it — in this exam (ever) or running now (any exam) —
+    summarised (a learner, an exam, whether any was in this exam, whether any is running),
+    and the lowest unrevoked exception of this exam for it. One statement for every address
+    of the request, at most two rows per address. Built once per ``n``."""
+    def mine(kind, value):
+        return or_(*(and_(kind == bindparam(f"k{i}"), value == bindparam(f"v{i}")) for i in range(n)))
 
-
-def address_uses(exam_id: int, learner_id: int, kind: str, value: str, now: datetime) -> list[rules.AddressUse]:
-    """Other learners' attempts that used ``value``: in this exam (ever), or running now."""
-    rows = db.session.execute(
-        select(AttemptAddress.learner_id, AttemptAddress.exam_id, Attempt.submitted_at, Attempt.deadline)
-        .join(Attempt, Attempt.id == AttemptAddress.attempt_id)
-        .where(AttemptAddress.kind == kind, AttemptAddress.value == value,
-               AttemptAddress.learner_id != learner_id,
-               or_(AttemptAddress.exam_id == exam_id,
-                   and_(Attempt.submitted_at.is_(None), Attempt.deadline > now)))
-        .limit(20))
-    return [rules.AddressUse(learner_id=lid, exam_id=eid, same_exam=eid == exam_id,
-                             running=sub is None and deadline > now)
-            for lid, eid, sub, deadline in rows]
+    one, zero = literal_column("1"), literal_column("0")
+    running = and_(Attempt.submitted_at.is_(None), Attempt.deadline > bindparam("now"))
+    uses = (select(literal_column("'use'").label("what"), AttemptAddress.kind, AttemptAddress.value,
+                   func.min(AttemptAddress.learner_id), func.min(AttemptAddress.exam_id),
+                   func.max(case((AttemptAddress.exam_id == bindparam("exam_id"), one), else_=zero)),
+                   func.max(case((running, one), else_=zero)))
+            .join(Attempt, Attempt.id == AttemptAddress.attempt_id)
+            .where(mine(AttemptAddress.kind, AttemptAddress.value),
+                   AttemptAddress.learner_id != bindparam("learner_id"),
+                   or_(AttemptAddress.exam_id == bindparam("exam_id"), running))
+            .group_by(AttemptAddress.kind, AttemptAddress.value))
+    excepted = (select(literal_column("'exception'"), ProctorException.kind, ProctorException.value,
+                       func.min(ProctorException.id), zero, zero, zero)
+                .where(mine(ProctorException.kind, ProctorException.value),
+                       ProctorException.exam_id == bindparam("exam_id"), ProctorException.revoked_at.is_(None))
+                .group_by(ProctorException.kind, ProctorException.value))
+    return union_all(uses, excepted)
 
 
 def check_addresses(exam: Exam, learner: User, pairs: list[tuple[str, str]], now: datetime) -> dict:
     """EXM-9: raise 403 ``duplicate_ip`` / ``duplicate_device`` when an address is taken by
     another learner (see ``rules.address_conflict``). Call with the addresses locked
-    (``lock_addresses``). Returns {(kind, value): exception id or None} for the rows to write."""
+    (``lock_addresses``). Returns {(kind, value): exception id or None} for the rows to write.
+    ``exam`` needs only ``id`` (a row of a query will do)."""
+    if not pairs:
+        return {}
+    uses: dict[tuple[str, str], list[rules.AddressUse]] = {}
+    exceptions: dict[tuple[str, str], int] = {}
+    params = {"exam_id": exam.id, "learner_id": learner.id, "now": now}
+    for i, (kind, value) in enumerate(pairs):
+        params[f"k{i}"], params[f"v{i}"] = kind, value
+    for what, kind, value, ref, some_exam, same_exam, running in db.session.connection().execute(
+            _address_facts(len(pairs)), params):
+        if what == "exception":
+            exceptions[(kind, value)] = ref
+        else:
+            uses[(kind, value)] = [rules.AddressUse(learner_id=ref, exam_id=exam.id if same_exam else some_exam,
+                                                    same_exam=bool(same_exam), running=bool(running))]
     allowed = {}
-    for kind, value in pairs:
-        exc = active_exception(exam.id, kind, value)
-        conflict = rules.address_conflict(learner.id, address_uses(exam.id, learner.id, kind, value, now),
-                                          excepted=exc is not None)
+    for kind, value in pairs:  # the IP first, then the device, as before
+        exc_id = exceptions.get((kind, value))
+        conflict = rules.address_conflict(learner.id, uses.get((kind, value), []), excepted=exc_id is not None)
         if conflict is not None:
             where = "in this exam" if conflict.same_exam else "in a running exam"
             raise ApiError(403, _CODES[kind],
                            f"another learner's attempt {where} uses this {'IP address' if kind == IP else 'device'} "
                            "(EXM-9)", rules=["EXM-9"])
-        allowed[(kind, value)] = exc.id if exc is not None else None
+        allowed[(kind, value)] = exc_id
     return allowed
 
 
-def record_addresses(attempt: Attempt, allowed: dict, now: datetime, *, fresh: bool = False) -> list[tuple[str, str]]:
-    """Append the attempt's new addresses; returns those that were new to it. ``fresh``:
-    the attempt was created in this transaction (it has none yet)."""
-    have = set() if fresh else attempt_addresses(attempt.id)
+def record_addresses(attempt: Attempt, allowed: dict, now: datetime) -> list[tuple[str, str]]:
+    """Append the addresses of ``allowed`` the attempt has not used yet; returns them. (A new
+    attempt's addresses are written with it: ``lms.exams.service._insert_attempt``.)"""
+    have = attempt_addresses(attempt.id)
     new = []
     for (kind, value), exc_id in allowed.items():
         if (kind, value) in have:
