@@ -1,6 +1,7 @@
 """The SQLAlchemy handle and column types shared by every package's models."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 
 from flask_sqlalchemy import SQLAlchemy
@@ -108,18 +109,36 @@ def lock_row(model, row_id: int):
                              .execution_options(populate_existing=True))
 
 
-def advisory_lock(*keys: str) -> None:
-    """Serialise transactions on the named keys until this transaction ends, on every web
-    process. PostgreSQL: ``pg_advisory_xact_lock`` per key (sorted, so two transactions
-    never wait on each other in opposite orders). SQLite: the database's write lock, taken
-    by a write to the ``alembic_version`` row (SQLite has one writer at a time)."""
+def advisory_lock_number(key: str) -> int:
+    """The PostgreSQL advisory-lock number of ``key`` (the first 8 bytes of its SHA-256)."""
     import hashlib
 
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+@functools.cache
+def _advisory_statement(count: int, shared: bool):
+    from sqlalchemy import text
+
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    # One round trip for every key; PostgreSQL evaluates a select list left to right, so
+    # the locks are taken in the order given (sorted by the caller).
+    return text("SELECT " + ", ".join(f"{fn}(:k{i})" for i in range(count)))
+
+
+def advisory_lock(*keys: str, shared: bool = False) -> None:
+    """Serialise transactions on the named keys until this transaction ends, on every web
+    process. PostgreSQL: ``pg_advisory_xact_lock`` per key (sorted, so two transactions
+    never wait on each other in opposite orders; all in one statement); ``shared`` takes
+    the shared form, which only an exclusive holder of the key waits for. SQLite: the
+    database's write lock, taken by a write to the ``alembic_version`` row (SQLite has one
+    writer at a time), shared or not."""
     from sqlalchemy import text
 
     if is_sqlite():
         db.session.execute(text("UPDATE alembic_version SET version_num = version_num"))
         return
-    for key in sorted(set(keys)):
-        n = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:n)"), {"n": n})
+    numbers = [advisory_lock_number(k) for k in sorted(set(keys))]
+    if numbers:
+        db.session.execute(_advisory_statement(len(numbers), shared),
+                           {f"k{i}": n for i, n in enumerate(numbers)})

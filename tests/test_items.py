@@ -812,3 +812,44 @@ def test_openapi_document_lists_the_item_endpoints(client):
                          ("/api/v1/courses/{course_id}/items/import", "post"),
                          ("/api/v1/courses/{course_id}/items/export", "get")):
         assert method in paths[path], (path, method)
+
+
+def test_exm3_in_place_edit_waits_for_a_draw_holding_the_bank(client, admin_token, course_id, app):
+    """EXM-3/EXM-5 versioning under concurrency (PostgreSQL): a draw holds its course's bank
+    lock shared until it commits; an in-place edit takes it exclusively, so it waits for the
+    draw (and would then see the draw's attempt rows and make a new version). Two draws'
+    shared holds do not wait for each other."""
+    import threading
+
+    from conftest import TEST_DB
+    from sqlalchemy import text
+
+    from lms.db import advisory_lock_number, db
+    from lms.exams.items import bank_lock_key
+
+    if TEST_DB != "postgresql":
+        pytest.skip("PostgreSQL advisory locks (SQLite has one writer at a time)")
+    item = created(client, admin_token, course_id, SINGLE)
+    key = advisory_lock_number(bank_lock_key(course_id))
+    with app.app_context():
+        engine = db.engine
+    draw_a, draw_b = engine.connect(), engine.connect()
+    try:
+        draw_a.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": key})
+        # A second draw takes the shared lock at once (it would hang here otherwise).
+        draw_b.execute(text("SET lock_timeout = '2s'"))
+        draw_b.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": key})
+        draw_b.rollback()
+        answers = []
+        edit = threading.Thread(target=lambda: answers.append(client.put(
+            f"/api/v1/items/{item['id']}", json={**SINGLE, "prompt": "고친 문제"},
+            headers=bearer(admin_token)).status_code))
+        edit.start()
+        edit.join(1.0)
+        assert edit.is_alive() and answers == []  # waiting for the draw
+        draw_a.commit()
+        edit.join(10)
+        assert answers == [200]
+    finally:
+        draw_a.close()
+        draw_b.close()

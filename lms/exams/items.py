@@ -61,7 +61,7 @@ from lms import clock
 from lms.auth.models import Institution, User
 from lms.content.models import Course
 from lms.content.service import course_for_manager
-from lms.db import db
+from lms.db import advisory_lock, db
 from lms.errors import ApiError, not_found
 from lms.exams import rules
 from lms.exams.models import AttemptItem, Item, ItemVersion
@@ -238,11 +238,22 @@ def list_items(course: Course, *, difficulty: str | None = None, kind: str | Non
     return rows
 
 
+def bank_lock_key(course_id: int) -> str:
+    """The advisory-lock key of a course's item bank: draws hold it shared, in-place edits
+    exclusively (``lms.db.advisory_lock``)."""
+    return f"item-bank:{course_id}"
+
+
 def get_item(item_id: int, user: User, *, lock: bool = False) -> Item:
     """An item of a course ``user`` manages (404 unknown or of another institution; 403
     for others). ``lock``: row-locked for an edit (PostgreSQL; SQLite writes serially)."""
     stmt = select(Item).where(Item.id == item_id)
     if lock:
+        # The bank first, exclusively: no draw is reading the bank's items meanwhile (draws
+        # take it shared), then the row (course_id never changes).
+        course_id = db.session.scalar(select(Item.course_id).where(Item.id == item_id))
+        if course_id is not None:
+            advisory_lock(bank_lock_key(course_id))
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     item = db.session.scalar(stmt)
     if item is None:

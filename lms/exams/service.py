@@ -32,7 +32,7 @@ from lms import clock
 from lms.auth.models import User
 from lms.content.models import Course, Syllabus
 from lms.content.service import course_for_viewer, get_course, staff_roles
-from lms.db import UTCDateTime, db, is_sqlite, lock_row
+from lms.db import UTCDateTime, advisory_lock, db, is_sqlite, lock_row
 from lms.enrolment.models import Enrollment
 from lms.errors import ApiError, RuleViolation, forbidden, not_found
 from lms.exams import items as bank
@@ -326,14 +326,15 @@ def _address_events(attempt: Attempt, new: list[tuple[str, str]], now, ip, devic
               detail=f"{kind} {value}")
 
 
-# The candidate items of a draw. They are share-locked first (an in-place item edit takes
-# FOR UPDATE on its item): the draw then reads versions no edit is changing, and an edit
-# waiting behind it sees this attempt's rows and makes a new version instead. The read is a
-# statement of its own: a statement sees the database as it was when it began, before any
-# wait for a lock, so a read that waited would miss the edit it waited for.
+# The candidate items of a draw. The course's bank is locked first, shared (an in-place
+# item edit takes the same lock exclusively — ``items.get_item(lock=True)``): the draw then
+# reads versions no edit is changing, and an edit waiting behind it sees this attempt's rows
+# and makes a new version instead. A shared advisory lock writes nothing (row locks FOR
+# SHARE by hundreds of simultaneous starts would each rewrite every candidate row). The read
+# is a statement of its own: a statement sees the database as it was when it began, before
+# any wait for a lock, so a read that waited would miss the edit it waited for.
 _CANDIDATES = (Item.course_id == bindparam("course_id"), Item.active.is_(True),
                Item.difficulty.in_(bindparam("levels", expanding=True)))
-_DRAW_LOCK = select(Item.id).where(*_CANDIDATES).with_for_update(read=True)
 _DRAW_READ = (select(Item.id, Item.difficulty, ItemVersion.id, ItemVersion.kind, ItemVersion.prompt,
                      cast(ItemVersion.choices, Text), ItemVersion.points)
               .join(ItemVersion, (ItemVersion.item_id == Item.id) & (ItemVersion.version == Item.current_version))
@@ -348,8 +349,8 @@ def _create_attempt(exam, learner_id: int, disability: bool, now: datetime, clos
     counts = {lv: n for lv, n in exam.items_per_difficulty.items() if n > 0}
     params = {"course_id": exam.course_id, "levels": list(counts)}
     conn = db.session.connection()
-    if not is_sqlite():
-        conn.execute(_DRAW_LOCK, params)
+    if not is_sqlite():  # SQLite: one writer at a time already
+        advisory_lock(bank.bank_lock_key(exam.course_id), shared=True)
     pools: dict[str, list[int]] = {}
     content, choices = {}, _Choices()
     for item_id, level, version_id, kind, prompt, choices_json, points in conn.execute(_DRAW_READ, params):

@@ -11,14 +11,13 @@ serialised on the IP's lock: the second sees the first's row and is refused.
 from __future__ import annotations
 
 import functools
-import hashlib
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, text, union_all
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, union_all
 
 from lms import clock
 from lms.auth.models import User
-from lms.db import advisory_lock, db, is_sqlite
+from lms.db import advisory_lock, db
 from lms.errors import ApiError, not_found
 from lms.exams.models import Attempt, AttemptEvent, Exam
 from lms.proctoring import rules
@@ -36,22 +35,8 @@ def addresses(ip: str | None, device: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def _lock_number(key: str) -> int:
-    """The PostgreSQL advisory-lock number of ``key``, as ``lms.db.advisory_lock`` computes it."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-
-
-# Both addresses' locks in one round trip. PostgreSQL evaluates a select list left to
-# right, so the locks are taken in the order of the keys (sorted, as advisory_lock does).
-_LOCK_TWO = text("SELECT pg_advisory_xact_lock(:a), pg_advisory_xact_lock(:b)")
-
-
 def lock_addresses(pairs: list[tuple[str, str]]) -> None:
-    keys = sorted({f"exam-address:{kind}:{value}" for kind, value in pairs})
-    if len(keys) == 2 and not is_sqlite():
-        db.session.connection().execute(_LOCK_TWO, {"a": _lock_number(keys[0]), "b": _lock_number(keys[1])})
-    else:
-        advisory_lock(*keys)
+    advisory_lock(*{f"exam-address:{kind}:{value}" for kind, value in pairs})
 
 
 @functools.cache
