@@ -318,13 +318,23 @@ def test_throttled_account_shows_to_admin(app, client, users, admin_token):
     users.login(client, "kim01")
 
 
-def test_expired_account_is_refused(client, users, admin_token):
-    """An inspector account past its expires_at cannot log in (403 account_expired)."""
-    past = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
-    r = client.post("/api/v1/users", headers=bearer(admin_token), json={
-        "username": "inspect01", "password": "inspector-pass-1", "role": "inspector", "name": "점검자",
-        "expires_at": past})
+def test_expired_account_is_refused(app, client, users, admin_token):
+    """An inspector account past its expires_at cannot log in (403 account_expired); an
+    expiry already past is refused when the account is created (400, nothing written)."""
+
+    past = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+    body = {"username": "inspect01", "password": "inspector-pass-1", "role": "inspector", "name": "점검자"}
+    def written(counts):  # the admin's request itself is in the access log, before the view
+        return {table: n for table, n in counts.items() if table != "access_log"}
+
+    before = written(table_counts(app))
+    r = client.post("/api/v1/users", headers=bearer(admin_token), json={**body, "expires_at": past})
+    assert_api_error(r, 400, "invalid_request")
+    assert written(table_counts(app)) == before
+    ends = datetime.now(timezone.utc) + timedelta(hours=1)
+    r = client.post("/api/v1/users", headers=bearer(admin_token), json={**body, "expires_at": ends.isoformat()})
     assert r.status_code == 201
+    set_clock(app, ends)
     assert_api_error(password_step(client, "inspect01", "inspector-pass-1"), 403, "account_expired")
 
 

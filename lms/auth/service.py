@@ -518,6 +518,8 @@ def create_user(*, username: str, password: str, role: str, name: str | None = N
     problems = rules.password_problems(password, username)
     if problems:
         raise ApiError(400, "invalid_request", "; ".join(problems))
+    if expires_at is not None and rules.account_blocked(False, expires_at, clock.now()):
+        raise ApiError(400, "invalid_request", "expires_at is already past")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ApiError(409, "username_taken", "that username is already in use")
     inst_id = institution_id or default_institution().id
