@@ -82,7 +82,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (DEFAULT_PG_ADMIN_URL, DEFAULT_REDIS_URL, ROOT, BenchDatabase, CpuMeter,  # noqa: E402
                     Server, http_call, latency_summary_ms, load_average, log, machine_cpu_seconds, machine_info,
-                    wait_quiet, write_report)
+                    insert_learners, wait_quiet, write_report)
 
 PASSWORD = "bench-Password-2026!"
 CLASS_SIZE = 200  # CRS-7: classes of at most 200
@@ -194,12 +194,10 @@ def api_login(port: int, clk: ServerClock, username: str, secret: str, device: s
 
 def build_world(args) -> dict:
     """Admin, course, classes, learners (+ the intruder) and enrolments, in bulk."""
-    import pyotp
     from sqlalchemy import insert, select
 
     from lms import clock, create_app
     from lms.auth import service as auth
-    from lms.auth.models import User
     from lms.content import service as content
     from lms.content.models import Section
     from lms.db import db
@@ -226,12 +224,7 @@ def build_world(args) -> dict:
         pw_hash = auth.hash_password(PASSWORD)  # one hash for everyone
         now = clock.now()
         names = [f"ex{i:04d}" for i in range(args.learners + 1)] + [f"wu{k:04d}" for k in range(args.warmup)]
-        secrets_ = {u: pyotp.random_base32() for u in names}
-        db.session.execute(insert(User), [
-            {"institution_id": admin.institution_id, "username": u, "password_hash": pw_hash, "role": "learner",
-             "name": f"학습자 {u}", "disability": False, "otp_secret": secrets_[u], "otp_confirmed": False,
-             "locked": False, "created_at": now} for u in names])
-        ids = dict(db.session.execute(select(User.username, User.id).where(User.username.in_(names))).all())
+        ids, secrets_ = insert_learners(admin.institution_id, names, pw_hash, now, otp_confirmed=False)
         # warm-up learners from 127.0.4.x on (index 1000 + k), far from the storm's addresses
         people = [{"i": i, "username": u, "id": ids[u], "secret": secrets_[u], "device": f"bench-exam-dev-{u}",
                    "ip": source_address(i if i <= args.learners else 1000 + i - args.learners - 1)}

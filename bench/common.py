@@ -229,3 +229,22 @@ def machine_cpu_seconds() -> tuple[float, float]:
         return 0.0, 0.0
     idle = vals[3] + vals[4]  # idle + iowait
     return (sum(vals) - idle) / clk, sum(vals) / clk
+
+
+def insert_learners(institution_id: int, names: list[str], password_hash: str, created_at, *,
+                    otp_confirmed: bool) -> tuple[dict[str, int], dict[str, str]]:
+    """Learners ``names`` in one INSERT (one password hash for all, a TOTP secret each).
+    Returns (username → id, username → OTP secret). Needs an app context; not committed."""
+    import pyotp
+    from sqlalchemy import insert, select
+
+    from lms.auth.models import User
+    from lms.db import db
+
+    secrets_ = {u: pyotp.random_base32() for u in names}
+    db.session.execute(insert(User), [
+        {"institution_id": institution_id, "username": u, "password_hash": password_hash, "role": "learner",
+         "name": f"학습자 {u}", "disability": False, "otp_secret": secrets_[u], "otp_confirmed": otp_confirmed,
+         "locked": False, "created_at": created_at} for u in names])
+    ids = dict(db.session.execute(select(User.username, User.id).where(User.username.in_(names))).all())
+    return ids, secrets_

@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DEFAULT_PG_ADMIN_URL, DEFAULT_REDIS_URL, ROOT, BenchDatabase  # noqa: E402
+from common import DEFAULT_PG_ADMIN_URL, DEFAULT_REDIS_URL, ROOT, BenchDatabase, insert_learners  # noqa: E402
 
 WARMUP = 20
 PASSWORD = "profile-Password-2026!"
@@ -108,12 +108,11 @@ class Counters:
 
 
 def build(app, args) -> dict:
-    import pyotp
     from sqlalchemy import insert, select
 
     from lms import clock
     from lms.auth import service as auth
-    from lms.auth.models import User, UserSession
+    from lms.auth.models import UserSession
     from lms.content import service as content
     from lms.content.models import Section
     from lms.db import db
@@ -154,12 +153,7 @@ def build(app, args) -> dict:
         db.session.commit()
         pw_hash = auth.hash_password(PASSWORD)
         names = [f"pf{i:05d}" for i in range(n)]
-        secrets_ = {u: pyotp.random_base32() for u in names}
-        db.session.execute(insert(User), [
-            {"institution_id": admin.institution_id, "username": u, "password_hash": pw_hash, "role": "learner",
-             "name": f"학습자 {u}", "disability": False, "otp_secret": secrets_[u], "otp_confirmed": True,
-             "locked": False, "created_at": t0} for u in names])
-        ids = dict(db.session.execute(select(User.username, User.id).where(User.username.in_(names))).all())
+        ids, secrets_ = insert_learners(admin.institution_id, names, pw_hash, t0, otp_confirmed=True)
         db.session.execute(insert(Enrollment), [
             {"course_id": course.id, "section_id": sections[i // 200], "user_id": ids[u], "status": "active",
              "created_at": t0, "syllabus_consent_at": t0} for i, u in enumerate(names)])
