@@ -5,13 +5,13 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import load_only, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -19,7 +19,7 @@ from lms import clock
 from lms.audit.service import log_access, request_course_ref, request_fields
 from lms.auth import rules
 from lms.auth.models import ROLES, Institution, LoginTicket, User, UserSession
-from lms.db import commit_keeping_loaded, db
+from lms.db import UTCDateTime, commit_keeping_loaded, db
 from lms.errors import ApiError
 from lms.extensions import redis_client, rkey
 from lms.net import client_ip, device_id, user_agent
@@ -343,12 +343,16 @@ _SESSION_FIELDS = ("id", "user_id", "created_at", "last_seen_at", "ended_at", "e
 _USER_FIELDS = ("institution_id", "username", "role", "name", "disability", "locked", "expires_at")
 
 
+# The driver-level statement converts times as the models' UTCDateTime columns do.
+_UTC = UTCDateTime()
+
+
 def _naive_utc(at):
-    return at.astimezone(timezone.utc).replace(tzinfo=None)
+    return _UTC.process_bind_param(at, None)
 
 
 def _aware(at):
-    return None if at is None else at.replace(tzinfo=timezone.utc)
+    return _UTC.process_result_value(at, None)
 
 
 def _persistent(model, key: int, values: dict):
