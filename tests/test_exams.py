@@ -238,6 +238,46 @@ def test_exm3_draws_exact_per_level_distinct_and_reproducible(app, client, users
     assert client.get(f"/api/v1/attempts/{sets[0][0]}", headers=w.h("lrn0")).get_json()["seed"] is None
 
 
+def test_exm3_attempt_item_version_must_belong_to_its_item(w, app, users):
+    """EXM-3 (attempts keep the version they showed): attempt_item's one foreign key is the
+    pair (item_version_id, item_id) -> item_version (migration 0014), so the database refuses
+    an attempt item recorded with another item's version or with a version that does not exist,
+    and keeps the right pair."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import IntegrityError
+
+    from conftest import TEST_DB
+    from lms.db import db
+    from lms.exams.models import AttemptItem, ItemVersion
+
+    exam = w.exam()
+    w.goto(OPENS)
+    r = w.start("lea", exam["id"])
+    assert r.status_code == 201, r.get_json()
+    with app.app_context():
+        keys = [(fk["referred_table"], fk["constrained_columns"], fk["referred_columns"])
+                for fk in inspect(db.engine).get_foreign_keys("attempt_item")]
+        assert sorted(keys) == [("attempt", ["attempt_id"], ["id"]),
+                                ("item_version", ["item_version_id", "item_id"], ["id", "item_id"])]
+        if TEST_DB != "postgresql":
+            return  # SQLite: the app does not turn on foreign-key enforcement; the schema is checked above
+        attempt_id = r.get_json()["attempt_id"]
+        drawn = db.session.scalars(select(AttemptItem).where(AttemptItem.attempt_id == attempt_id)).all()
+        undrawn = db.session.scalars(select(ItemVersion.item_id)
+                                     .where(ItemVersion.item_id.not_in([d.item_id for d in drawn]))).first()
+        others_version = db.session.scalar(select(ItemVersion.id).where(ItemVersion.item_id != undrawn))
+        missing = db.session.scalar(select(func.max(ItemVersion.id))) + 1
+        for version_id in (others_version, missing):
+            db.session.add(AttemptItem(attempt_id=attempt_id, item_id=undrawn, item_version_id=version_id,
+                                       position=99))
+            with pytest.raises(IntegrityError, match="fk_attempt_item_version_item"):
+                db.session.flush()
+            db.session.rollback()
+        assert all(db.session.get(ItemVersion, d.item_version_id).item_id == d.item_id for d in drawn)
+        assert db.session.scalar(select(func.count()).select_from(AttemptItem)
+                                 .where(AttemptItem.attempt_id == attempt_id)) == len(drawn) == 6
+
+
 def test_answers_scoring_and_submission(app, client, users):
     w = ExamWorld(app, client, users, learners=("lea",), kinds=("single_choice", "multiple_choice", "short_answer"))
     exam = w.exam()

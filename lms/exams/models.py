@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, ForeignKeyConstraint, Index, Integer,
+                        String, Text, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms.db import UTCDateTime, db
@@ -54,7 +54,9 @@ class ItemVersion(db.Model):
     created_by: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (UniqueConstraint("item_id", "version", name="uq_item_version_item_version"),)
+    __table_args__ = (UniqueConstraint("item_id", "version", name="uq_item_version_item_version"),
+                      # the target of attempt_item's (version, item) key
+                      UniqueConstraint("id", "item_id", name="uq_item_version_id_item"))
 
 
 class Exam(db.Model):
@@ -111,8 +113,8 @@ class AttemptItem(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     attempt_id: Mapped[int] = mapped_column(ForeignKey("attempt.id"), index=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"))
-    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_version.id"))
+    item_id: Mapped[int] = mapped_column(Integer)
+    item_version_id: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer)
     choice_order: Mapped[list | None] = mapped_column(JSON)  # shown index → original index
     answer: Mapped[object | None] = mapped_column(JSON)  # latest saved (derived from events)
@@ -122,7 +124,13 @@ class AttemptItem(db.Model):
     graded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     grader_comment: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("attempt_id", "item_id", name="uq_attempt_item_attempt_item"),)
+    # One foreign key for the pair: the version exists and belongs to item_id (item_version
+    # references item). PostgreSQL checks a key by locking the referenced row, and every
+    # attempt's items reference the same bank rows: one key locks 20 shared rows per start,
+    # where separate keys to item and item_version locked 40 (migration 0014).
+    __table_args__ = (UniqueConstraint("attempt_id", "item_id", name="uq_attempt_item_attempt_item"),
+                      ForeignKeyConstraint(["item_version_id", "item_id"], ["item_version.id", "item_version.item_id"],
+                                           name="fk_attempt_item_version_item"))
 
 
 class AttemptEvent(db.Model):
