@@ -27,10 +27,15 @@ is bound to it; all of 127.0.0.0/8 is local on Linux) and sends its own ``X-LMS-
 EXM-9 refuses a second learner's attempt from an address another learner used in the exam.
 TOTP codes are computed for the server's (testing) clock.
 
-0. Warm-up (``--warmup``, default 32): other learners of the course, from addresses of their
+0. Warm-up (``--warmup``, default 160): other learners of the course, from addresses of their
    own, start a second exam (a quiz with the same window and draw) and save two answers each,
-   8 at a time, so every gunicorn worker has run these paths (statement caches, lazy imports,
-   pooled connections) before the measured storm, as on a server that has been up a while.
+   as many at a time as the server has threads (workers × threads), so every gunicorn thread
+   has opened its pooled connection and run these paths (statement caches, lazy imports,
+   PostgreSQL backends' catalog caches and prepared statements, which psycopg prepares and
+   PostgreSQL plans generically only after 5 executions on a connection) before the measured
+   storm, as on a server that has been up a while. ``--warmup 0`` measures a cold server
+   (right after a restart).  Until 2026-11-30 the warm-up ran 32 learners 8 at a time: half
+   of the 16 connections were still opened cold by the storm itself.
 
 1. Storm: every learner an asyncio task with its fresh TOTP code ready, all released at one
    instant (``--storm-spread`` > 0: release times spread evenly over that many seconds),
@@ -106,10 +111,10 @@ def parse_args(argv=None):
                    help="learners starting the exam, each from its own loopback address")
     p.add_argument("--api-logins", type=int, default=8,
                    help="learners logged in through the real API (the rest: open_session)")
-    p.add_argument("--warmup", type=int, default=32,
+    p.add_argument("--warmup", type=int, default=160,
                    help="other learners (own addresses) who first start a warm-up exam of the same course and "
-                        "save two answers each, 8 at a time, so that every gunicorn worker has run these "
-                        "paths before the storm (0: a cold storm)")
+                        "save two answers each, workers x threads at a time, so that every gunicorn thread's "
+                        "connection has run these paths before the storm (0: a cold server)")
     p.add_argument("--drawn", default="7,7,6",
                    help="items drawn per attempt at the levels easy,medium,hard (EXM-3: 3 levels)")
     p.add_argument("--bank-factor", type=int, default=3,
@@ -386,14 +391,19 @@ def status_label(status: int, payload: bytes) -> str:
 
 # --- 0. warm-up ---------------------------------------------------------------------------
 
+def warmup_concurrency(args) -> int:
+    """Requests in flight during the warm-up: one per server thread (sync workers: one each)."""
+    return args.workers * (args.threads if args.worker_class == "gthread" else 1)
+
+
 def warm_up(args, port: int, clk: ServerClock, exam: dict, people: list[dict]) -> dict:
-    """Other learners start the warm-up exam and save two answers each, 8 at a time, each
-    from its own address: every worker runs the start and save paths (statement caches,
-    lazy imports, first connections) before the measured storm, as a server that has been
-    up for a while would have."""
+    """Other learners start the warm-up exam and save two answers each, as many at a time as
+    the server has threads, each from its own address: every thread opens its pooled
+    connection and runs the start and save paths (statement caches, lazy imports, prepared
+    statements) before the measured storm, as a server that has been up for a while would."""
     statuses: Counter = Counter()
     lat: list[float] = []
-    sem = asyncio.Semaphore(8)
+    sem = asyncio.Semaphore(warmup_concurrency(args))
 
     async def one(p: dict) -> None:
         headers = {"Authorization": f"Bearer {p['token']}", "X-LMS-Device": p["device"]}
@@ -740,8 +750,8 @@ def _run(args, bdb, srv_box, invalid, started, load_start) -> int:
     warm = None
     if args.warmup:
         warm = warm_up(args, srv.port, clk, exam, world["warmup"])
-        log(f"warm-up: {warm['learners']} learners started the warm-up exam and saved 2 answers each, 8 at a time "
-            f"({warm['wall_s']:.1f}s): {warm['statuses']}; start p50 {warm['start_latency']['p50_ms']:.0f} ms, max "
+        log(f"warm-up: {warm['learners']} learners started the warm-up exam and saved 2 answers each, "
+            f"{warmup_concurrency(args)} at a time ({warm['wall_s']:.1f}s): {warm['statuses']}; start p50 {warm['start_latency']['p50_ms']:.0f} ms, max "
             f"{warm['start_latency']['max_ms']:.0f} ms")
         if set(warm["statuses"]) - {"200", "201"}:
             invalid.append(f"warm-up: unexpected answers {warm['statuses']}")
@@ -825,7 +835,7 @@ def finish(args, info, world, exam, warm, st, neg, ans, invalid, started, load_s
           f"{EXAM_MINUTES} minutes; each learner from its own address (127.0.1.1 …)")
     if warm:
         print(f"warm-up first: {warm['learners']} other learners started a warm-up exam of the course and saved 2 "
-              f"answers each, 8 at a time (cold start p50 {warm['start_latency']['p50_ms']:.0f} ms)")
+              f"answers each, {warmup_concurrency(args)} at a time (start p50 {warm['start_latency']['p50_ms']:.0f} ms)")
     print(f"{'':10}{'requests':>9}{'per s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
           f"   CPU ms/request gunicorn + PostgreSQL; machine CPU ours / others'; load avg before")
     for name, r, rate in (("start", st, None), ("save", ans, ans["per_s"])):
