@@ -407,3 +407,26 @@ def test_unlogged_view_still_checks_and_touches_the_session(app, client, users):
     moved = session_row(app, token).last_seen_at
     assert last + timedelta(minutes=29) <= moved < last + timedelta(minutes=29, seconds=5)
     assert len(_request_rows(app, uid)) == logged
+
+
+def test_session_rules_at_their_edges():
+    """The pure rules behind the session check (lms/auth/rules.py), which the PostgreSQL
+    statement gets as cutoffs: idle expiry at the limit, not a second before; an account
+    blocked when locked or at its expires_at, not a second before; last-seen rewritten at
+    the touch interval, not a second before."""
+    from datetime import datetime, timezone
+
+    from lms.auth import rules
+
+    now = datetime(2027, 3, 2, 9, 0, tzinfo=timezone.utc)
+    idle, touch, second = timedelta(minutes=30), timedelta(seconds=30), timedelta(seconds=1)
+    assert rules.idle_cutoff(now, idle) == now - idle
+    assert rules.session_idle_expired(now - idle, now, idle)
+    assert not rules.session_idle_expired(now - idle + second, now, idle)
+    assert rules.account_blocked(True, None, now)
+    assert rules.account_blocked(False, now, now)
+    assert not rules.account_blocked(False, now + second, now)
+    assert not rules.account_blocked(False, None, now)
+    assert rules.touch_cutoff(now, touch) == now - touch
+    assert rules.touch_due(now - touch, now, touch)
+    assert not rules.touch_due(now - touch + second, now, touch)

@@ -50,10 +50,15 @@ def account_blocked(locked: bool, expires_at: datetime | None, now: datetime) ->
     return bool(locked) or (expires_at is not None and expires_at <= now)
 
 
+def touch_cutoff(now: datetime, every: timedelta) -> datetime:
+    """A session last seen at or before this instant has its last-seen time rewritten."""
+    return now - every
+
+
 def touch_due(last_seen: datetime, now: datetime, every: timedelta) -> bool:
     """The session's last-seen time is rewritten at most once per ``every`` (a throttle:
     the idle limit is far longer than ``every``)."""
-    return last_seen <= now - every
+    return last_seen <= touch_cutoff(now, every)
 
 
 def password_problems(password: str, username: str) -> list[str]:

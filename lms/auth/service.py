@@ -16,7 +16,7 @@ from sqlalchemy.orm import load_only, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from lms import clock
-from lms.audit.service import log_access, request_course_ref, request_fields
+from lms.audit.service import REQUEST_FIELDS, log_access, request_course_ref, request_fields
 from lms.auth import rules
 from lms.auth.models import ROLES, Institution, LoginTicket, User, UserSession
 from lms.db import UTCDateTime, commit_keeping_loaded, db
@@ -394,12 +394,11 @@ def _run_committed(sql: str, params: dict) -> dict | None:
 def _resolve_postgresql(token_hash: str, now, idle: timedelta, touch: timedelta,
                         log_request: bool):
     course_id, lesson_id = request_course_ref() if log_request else (None, None)
-    fields = request_fields() if log_request else dict.fromkeys(
-        ("ip", "device", "user_agent", "method", "path"))
+    fields = request_fields() if log_request else dict.fromkeys(REQUEST_FIELDS)
     row = _run_committed(_PG_SESSION_AND_LOG, {
         "token_hash": token_hash, "now": _naive_utc(now),
         "idle_cutoff": _naive_utc(rules.idle_cutoff(now, idle)),
-        "touch_cutoff": _naive_utc(now - touch), "log": log_request,
+        "touch_cutoff": _naive_utc(rules.touch_cutoff(now, touch)), "log": log_request,
         "course_id": course_id, "lesson_id": lesson_id, **fields,
     })
     if row is None:
