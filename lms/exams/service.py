@@ -349,8 +349,7 @@ def _create_attempt(exam, learner_id: int, disability: bool, now: datetime, clos
     counts = {lv: n for lv, n in exam.items_per_difficulty.items() if n > 0}
     params = {"course_id": exam.course_id, "levels": list(counts)}
     conn = db.session.connection()
-    if not is_sqlite():  # SQLite: one writer at a time already
-        advisory_lock(bank.bank_lock_key(exam.course_id), shared=True)
+    advisory_lock(bank.bank_lock_key(exam.course_id), shared=True)
     pools: dict[str, list[int]] = {}
     content, choices = {}, _Choices()
     for item_id, level, version_id, kind, prompt, choices_json, points in conn.execute(_DRAW_READ, params):
